@@ -1,0 +1,12 @@
+export const REQUEST_STATUSES = ["pending", "approved", "denied", "expired", "cancelled"] as const;
+export type RequestStatus = (typeof REQUEST_STATUSES)[number];
+export type TerminalStatus = Exclude<RequestStatus, "pending">;
+
+export function isTerminal(s: RequestStatus): s is TerminalStatus {
+  return s !== "pending";
+}
+
+/** Only pending requests move, and only to a terminal state; terminal states are final. */
+export function canTransition(from: RequestStatus, to: RequestStatus): boolean {
+  return from === "pending" && to !== "pending";
+}

@@ -1,0 +1,91 @@
+import { readFileSync } from "node:fs";
+import { LineCounter, parseDocument } from "yaml";
+import type { z } from "zod";
+import { normalizePrincipal } from "../actor.ts";
+import { PolicyFile } from "./schema.ts";
+
+export interface PolicyProblem {
+  /** YAML path such as `rules[1].approvers[0]`. */
+  path: string;
+  line: number;
+  column: number;
+  message: string;
+}
+
+export class PolicyError extends Error {
+  override name = "PolicyError";
+  constructor(
+    readonly file: string,
+    readonly problems: PolicyProblem[],
+  ) {
+    super(problems.map((p) => `${file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}`).join("\n"));
+  }
+}
+
+export interface LoadedPolicy {
+  source: string;
+  policy: PolicyFile;
+}
+
+export function formatYamlPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const seg of path) {
+    if (typeof seg === "number") out += `[${seg}]`;
+    else out += out ? `.${String(seg)}` : String(seg);
+  }
+  return out;
+}
+
+/** Parses and validates policy YAML; every problem carries its YAML path and line. */
+export function parsePolicy(text: string, file = "<policy>"): PolicyFile {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number | undefined) => {
+    const pos = lineCounter.linePos(offset ?? 0);
+    return { line: pos.line, column: pos.col };
+  };
+  if (doc.errors.length > 0) {
+    throw new PolicyError(
+      file,
+      doc.errors.map((e) => ({ path: "", ...at(e.pos[0]), message: e.message.split("\n")[0] ?? e.message })),
+    );
+  }
+  const parsed = PolicyFile.safeParse(doc.toJS() ?? {});
+  if (!parsed.success) {
+    throw new PolicyError(file, parsed.error.issues.map((issue) => locate(issue, doc, at)));
+  }
+  return normalize(parsed.data);
+}
+
+function locate(
+  issue: z.core.$ZodIssue,
+  doc: ReturnType<typeof parseDocument>,
+  at: (o: number | undefined) => { line: number; column: number },
+): PolicyProblem {
+  // Walk up the path until a node exists: a missing key is reported at its parent.
+  const path = issue.path as PropertyKey[];
+  for (let n = path.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as unknown[], true);
+    const range = (node as { range?: [number, number, number] } | undefined)?.range;
+    if (range) return { path: formatYamlPath(path), ...at(range[0]), message: issue.message };
+  }
+  return { path: formatYamlPath(path), line: 1, column: 1, message: issue.message };
+}
+
+function normalize(p: PolicyFile): PolicyFile {
+  const groups = Object.fromEntries(Object.entries(p.groups).map(([k, v]) => [k, v.map(normalizePrincipal)]));
+  const rules = p.rules.map((r) =>
+    r.approvers ? { ...r, approvers: r.approvers.map((a) => (a in groups || a === "*" ? a : normalizePrincipal(a))) } : r,
+  );
+  return { ...p, groups, rules };
+}
+
+export function loadPolicyFile(file: string): PolicyFile {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new PolicyError(file, [{ path: "", line: 0, column: 0, message: `cannot read file: ${(e as Error).message}` }]);
+  }
+  return parsePolicy(text, file);
+}

@@ -1,0 +1,88 @@
+import { z } from "zod";
+import { isPrincipal } from "../actor.ts";
+import { parseDuration } from "./duration.ts";
+
+export const RISKS = ["low", "medium", "high", "critical"] as const;
+export const Risk = z.enum(RISKS);
+export type Risk = z.infer<typeof Risk>;
+
+const oneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t).min(1)]);
+const Glob = z.string().min(1);
+const Duration = z.union([z.string(), z.number()]).refine((v) => parseDuration(v) !== undefined, {
+  message: 'expected a duration such as "90s", "15m", "2h" or "1d"',
+});
+
+export const SlackDestination = z.strictObject({ channel: z.string().regex(/^[CGD][A-Z0-9]{2,}$/, "expected a Slack channel id such as C0123456789") });
+export const TeamsDestination = z.strictObject({
+  channel: z.string().regex(/^19:.+@thread\.(tacv2|skype)$/, 'expected a Teams channel id such as "19:abc@thread.tacv2"'),
+  team: z.string().min(1).optional(),
+});
+export const Channel = z
+  .strictObject({ slack: SlackDestination.optional(), teams: TeamsDestination.optional() })
+  .refine((c) => c.slack || c.teams, { message: "a channel needs a slack or a teams destination" });
+export type Channel = z.infer<typeof Channel>;
+
+export const RuleMatch = z.strictObject({
+  action: oneOrMany(Glob).optional(),
+  environment: oneOrMany(z.string().min(1)).optional(),
+  resource: oneOrMany(Glob).optional(),
+  risk: oneOrMany(Risk).optional(),
+});
+export type RuleMatch = z.infer<typeof RuleMatch>;
+
+export const Effect = z.enum(["allow", "deny", "require_approval"]);
+export type Effect = z.infer<typeof Effect>;
+
+export const Rule = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "rule ids use letters, digits, '.', '_' and '-'"),
+    description: z.string().optional(),
+    match: RuleMatch.optional(),
+    effect: Effect,
+    approvers: z.array(z.string().min(1)).min(1).optional(),
+    approvals: z.number().int().min(1).max(10).optional(),
+    notify: z.array(z.string().min(1)).optional(),
+    expiresIn: Duration.optional(),
+    onExpire: z.enum(["deny", "expire"]).optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.effect === "require_approval" && !r.approvers) {
+      ctx.addIssue({ code: "custom", path: ["approvers"], message: "require_approval needs approvers (group names, emails, or \"*\")" });
+    }
+    if (r.effect !== "require_approval") {
+      for (const k of ["approvers", "approvals", "notify", "expiresIn", "onExpire"] as const) {
+        if (r[k] !== undefined) ctx.addIssue({ code: "custom", path: [k], message: `${k} only applies to effect require_approval` });
+      }
+    }
+  });
+export type Rule = z.infer<typeof Rule>;
+
+export const PolicyFile = z
+  .strictObject({
+    version: z.literal(1),
+    groups: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/, "group names use letters, digits, '.', '_' and '-'"), z.array(z.string()).min(1)).default({}),
+    channels: z.record(z.string().min(1), Channel).default({}),
+    rules: z.array(Rule).default([]),
+    default: z.enum(["allow", "deny"]).default("deny"),
+  })
+  .superRefine((p, ctx) => {
+    for (const [name, members] of Object.entries(p.groups)) {
+      members.forEach((m, i) => {
+        if (!isPrincipal(m)) ctx.addIssue({ code: "custom", path: ["groups", name, i], message: `"${m}" is not an email address` });
+      });
+    }
+    const seen = new Set<string>();
+    p.rules.forEach((r, i) => {
+      if (seen.has(r.id)) ctx.addIssue({ code: "custom", path: ["rules", i, "id"], message: `duplicate rule id "${r.id}"` });
+      seen.add(r.id);
+      r.approvers?.forEach((a, j) => {
+        if (a !== "*" && !isPrincipal(a) && !(a in p.groups)) {
+          ctx.addIssue({ code: "custom", path: ["rules", i, "approvers", j], message: `"${a}" is neither a group nor an email address` });
+        }
+      });
+      r.notify?.forEach((c, j) => {
+        if (!(c in p.channels)) ctx.addIssue({ code: "custom", path: ["rules", i, "notify", j], message: `unknown channel "${c}"` });
+      });
+    });
+  });
+export type PolicyFile = z.infer<typeof PolicyFile>;

@@ -1,0 +1,174 @@
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PGlite } from "@electric-sql/pglite";
+import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { PrismaPGlite } from "pglite-prisma-adapter";
+import { type SqlDriver, pgDriver, pgliteDriver } from "./driver.ts";
+import { PrismaClient } from "./generated/prisma/client.ts";
+import { type MigrateResult, loadMigrations, migrate, pendingMigrations } from "./migrate.ts";
+
+export type Db = PrismaClient;
+/** The handle passed to code running inside a transaction. */
+export type Tx = Omit<PrismaClient, "$connect" | "$disconnect" | "$on" | "$transaction" | "$extends">;
+
+export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL("../../../prisma/migrations", import.meta.url));
+
+/** Channel used to tell every process (replica) that a request changed state. */
+export const REQUEST_EVENTS_CHANNEL = "countersign_request_events";
+
+export type DatabaseConfig =
+  | { kind: "pglite"; dataDir: string }
+  | { kind: "postgres"; url: string; poolSize?: number };
+
+export interface Database {
+  kind: "pglite" | "postgres";
+  prisma: PrismaClient;
+  /** A human-readable location for logs: the data dir, or the URL without its password. */
+  location: string;
+  migrate(dir?: string): Promise<MigrateResult>;
+  pendingMigrations(dir?: string): Promise<string[]>;
+  /** Subscribe to NOTIFY on a channel; returns an unsubscribe function. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Cheap round trip used by /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** `DATABASE_URL` unset means embedded PGlite; a postgres:// URL means PostgreSQL. */
+export function databaseConfigFrom(opts: { url?: string | undefined; dataDir: string }): DatabaseConfig {
+  if (!opts.url) return { kind: "pglite", dataDir: resolve(opts.dataDir) };
+  if (!/^postgres(ql)?:\/\//.test(opts.url)) {
+    throw new Error("DATABASE_URL must start with postgres:// or postgresql://");
+  }
+  return { kind: "postgres", url: opts.url };
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "postgres://(unparseable)";
+  }
+}
+
+export async function openDatabase(config: DatabaseConfig): Promise<Database> {
+  return config.kind === "pglite" ? openPglite(config.dataDir) : openPostgres(config.url, config.poolSize);
+}
+
+async function openPglite(dataDir: string): Promise<Database> {
+  mkdirSync(dataDir, { recursive: true });
+  const lite = new PGlite(dataDir);
+  await lite.waitReady;
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(lite) });
+  const driver = pgliteDriver(lite);
+  return {
+    kind: "pglite",
+    prisma,
+    location: dataDir,
+    migrate: async (dir = DEFAULT_MIGRATIONS_DIR) => migrate(driver, await loadMigrations(dir)),
+    pendingMigrations: async (dir = DEFAULT_MIGRATIONS_DIR) => pendingMigrations(driver, await loadMigrations(dir)),
+    async listen(channel, onPayload) {
+      const unsub = await lite.listen(channel, onPayload);
+      return async () => unsub();
+    },
+    async ping() {
+      await lite.query("SELECT 1");
+    },
+    async close() {
+      await prisma.$disconnect();
+      await lite.close();
+    },
+  };
+}
+
+async function openPostgres(url: string, poolSize = 10): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000 });
+  // Idle clients emit 'error' when the server goes away; the next query reports it instead.
+  pool.on("error", () => {});
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const listeners = new Map<string, Set<(payload: string) => void>>();
+  let listenDriver: (SqlDriver & { client: pg.Client }) | undefined;
+  let closed = false;
+
+  // One dedicated connection carries every LISTEN; it reconnects after an outage so
+  // waiters on this replica keep hearing decisions made on other replicas.
+  async function ensureListener(): Promise<void> {
+    if (listenDriver || closed) return;
+    const d = await pgDriver(url);
+    listenDriver = d;
+    d.client.on("notification", (msg) => {
+      for (const cb of listeners.get(msg.channel) ?? []) cb(msg.payload ?? "");
+    });
+    const reconnect = () => {
+      if (listenDriver !== d) return;
+      listenDriver = undefined;
+      void d.close();
+      const retry = async () => {
+        if (closed) return;
+        try {
+          await ensureListener();
+          for (const ch of listeners.keys()) await listenDriver?.exec(`LISTEN "${ch}"`);
+        } catch {
+          setTimeout(retry, 1_000).unref();
+        }
+      };
+      setTimeout(retry, 250).unref();
+    };
+    d.client.on("error", reconnect);
+    d.client.on("end", reconnect);
+  }
+
+  async function withDriver<T>(fn: (d: SqlDriver) => Promise<T>): Promise<T> {
+    const d = await pgDriver(url);
+    try {
+      return await fn(d);
+    } finally {
+      await d.close();
+    }
+  }
+
+  return {
+    kind: "postgres",
+    prisma,
+    location: redactUrl(url),
+    migrate: async (dir = DEFAULT_MIGRATIONS_DIR) => {
+      const ms = await loadMigrations(dir);
+      return withDriver((d) => migrate(d, ms));
+    },
+    pendingMigrations: async (dir = DEFAULT_MIGRATIONS_DIR) => {
+      const ms = await loadMigrations(dir);
+      return withDriver((d) => pendingMigrations(d, ms));
+    },
+    async listen(channel, onPayload) {
+      let set = listeners.get(channel);
+      if (!set) {
+        set = new Set();
+        listeners.set(channel, set);
+        await ensureListener();
+        await listenDriver?.exec(`LISTEN "${channel}"`);
+      }
+      set.add(onPayload);
+      return async () => {
+        set?.delete(onPayload);
+      };
+    },
+    async ping() {
+      const c = await pool.connect();
+      try {
+        await c.query("SELECT 1");
+      } finally {
+        c.release();
+      }
+    },
+    async close() {
+      closed = true;
+      await prisma.$disconnect();
+      await listenDriver?.close();
+      await pool.end().catch(() => {});
+    },
+  };
+}
