@@ -32,3 +32,12 @@ export function actorPrincipal(actor: Actor): string | undefined {
       return undefined;
   }
 }
+
+/** The logging surface every package takes; the gateway backs it with winston. */
+export interface Logger {
+  debug(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+  child(meta: Record<string, unknown>): Logger;
+}

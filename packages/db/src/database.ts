@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
@@ -19,6 +19,7 @@ export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL("../../../prisma/mig
 export const REQUEST_EVENTS_CHANNEL = "countersign_request_events";
 
 export type DatabaseConfig =
+  /** `dataDir` is Countersign's data directory; PGlite's files live in its `pglite/` folder. */
   | { kind: "pglite"; dataDir: string }
   | { kind: "postgres"; url: string; poolSize?: number };
 
@@ -60,8 +61,9 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
-  mkdirSync(dataDir, { recursive: true });
-  const lite = new PGlite(dataDir);
+  const dir = join(dataDir, "pglite");
+  mkdirSync(dir, { recursive: true });
+  const lite = new PGlite(dir);
   await lite.waitReady;
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(lite) });
   const driver = pgliteDriver(lite);

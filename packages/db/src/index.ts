@@ -4,3 +4,4 @@ export type { SqlDriver } from "./driver.ts";
 export { pgDriver } from "./driver.ts";
 export { Prisma, PrismaClient } from "./generated/prisma/client.ts";
 export type * from "./generated/prisma/client.ts";
+export * from "./lock.ts";

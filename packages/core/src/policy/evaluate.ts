@@ -72,7 +72,7 @@ export function evaluatePolicy(policy: PolicyFile, s: PolicySubject, requestedEx
   const approvers = rule.approvers ?? [];
   const eligible = approvers.includes("*")
     ? ["*"]
-    : [...new Set(approvers.flatMap((a) => policy.groups[a] ?? [a]))].sort();
+    : [...new Set(approvers.flatMap((a) => (Object.hasOwn(policy.groups, a) ? (policy.groups[a] as string[]) : [a])))].sort();
   const cap = rule.expiresIn !== undefined ? (parseDuration(rule.expiresIn) ?? DEFAULT_EXPIRES_IN_SECONDS) : DEFAULT_EXPIRES_IN_SECONDS;
   // The agent may ask for less time than the rule allows, never more.
   const expiresInSeconds = Math.min(requestedExpiresIn ?? cap, cap, MAX_EXPIRES_IN_SECONDS);
@@ -83,7 +83,7 @@ export function evaluatePolicy(policy: PolicyFile, s: PolicySubject, requestedEx
     eligible,
     requiredApprovals: rule.approvals ?? 1,
     notify: (rule.notify ?? []).flatMap((name) => {
-      const channel = policy.channels[name];
+      const channel = Object.hasOwn(policy.channels, name) ? policy.channels[name] : undefined;
       return channel ? [{ name, channel }] : [];
     }),
     expiresInSeconds,

@@ -62,8 +62,16 @@ function locate(
   doc: ReturnType<typeof parseDocument>,
   at: (o: number | undefined) => { line: number; column: number },
 ): PolicyProblem {
+  // An unknown key is reported at the key itself, not at the mapping that holds it.
+  const path = [...(issue.path as PropertyKey[])];
+  if (issue.code === "unrecognized_keys" && issue.keys.length > 0) {
+    const map = (path.length === 0 ? doc.contents : doc.getIn(path as unknown[], true)) as { items?: { key: { value?: unknown; range?: [number, number, number] } }[] } | undefined;
+    const pair = map?.items?.find((it) => it.key?.value === issue.keys[0]);
+    if (pair?.key?.range) {
+      return { path: formatYamlPath([...path, issue.keys[0] as string]), ...at(pair.key.range[0]), message: issue.message };
+    }
+  }
   // Walk up the path until a node exists: a missing key is reported at its parent.
-  const path = issue.path as PropertyKey[];
   for (let n = path.length; n >= 0; n--) {
     const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as unknown[], true);
     const range = (node as { range?: [number, number, number] } | undefined)?.range;
@@ -75,7 +83,7 @@ function locate(
 function normalize(p: PolicyFile): PolicyFile {
   const groups = Object.fromEntries(Object.entries(p.groups).map(([k, v]) => [k, v.map(normalizePrincipal)]));
   const rules = p.rules.map((r) =>
-    r.approvers ? { ...r, approvers: r.approvers.map((a) => (a in groups || a === "*" ? a : normalizePrincipal(a))) } : r,
+    r.approvers ? { ...r, approvers: r.approvers.map((a) => (Object.hasOwn(groups, a) || a === "*" ? a : normalizePrincipal(a))) } : r,
   );
   return { ...p, groups, rules };
 }

@@ -76,12 +76,12 @@ export const PolicyFile = z
       if (seen.has(r.id)) ctx.addIssue({ code: "custom", path: ["rules", i, "id"], message: `duplicate rule id "${r.id}"` });
       seen.add(r.id);
       r.approvers?.forEach((a, j) => {
-        if (a !== "*" && !isPrincipal(a) && !(a in p.groups)) {
+        if (a !== "*" && !isPrincipal(a) && !Object.hasOwn(p.groups, a)) {
           ctx.addIssue({ code: "custom", path: ["rules", i, "approvers", j], message: `"${a}" is neither a group nor an email address` });
         }
       });
       r.notify?.forEach((c, j) => {
-        if (!(c in p.channels)) ctx.addIssue({ code: "custom", path: ["rules", i, "notify", j], message: `unknown channel "${c}"` });
+        if (!Object.hasOwn(p.channels, c)) ctx.addIssue({ code: "custom", path: ["rules", i, "notify", j], message: `unknown channel "${c}"` });
       });
     });
   });

@@ -1,0 +1,68 @@
+import { existsSync, unlinkSync } from "node:fs";
+import type { Server } from "node:http";
+import { CountersignError, type Logger } from "@countersign/core";
+import type { AdminOps } from "@countersign/services";
+import express from "express";
+import { errorHandler } from "./http/problem.ts";
+
+/**
+ * Local admin API on a unix socket in the data directory (mode 0600). Only someone who
+ * can already read the data directory can reach it, which is the same trust the CLI
+ * needs to open the embedded database directly. It exists so CLI commands work while
+ * the gateway holds PGlite's single-process lock.
+ */
+export async function startAdminSocket(path: string, ops: AdminOps, log: Logger): Promise<Server> {
+  const app = express();
+  app.use((req, _res, next) => {
+    req.id = `admin-${Date.now()}`;
+    next();
+  });
+  app.use(express.json({ limit: "64kb" }));
+  const q = (v: unknown) => (typeof v === "string" ? v : undefined);
+  app.post("/keys", async (req, res) => {
+    res.status(201).json(await ops.createKey(req.body));
+  });
+  app.get("/keys", async (_req, res) => {
+    res.json(await ops.listKeys());
+  });
+  app.post("/keys/:id/revoke", async (req, res) => {
+    res.json(await ops.revokeKey(req.params.id));
+  });
+  app.post("/migrate", async (_req, res) => {
+    res.json(await ops.migrate());
+  });
+  app.get("/requests", async (req, res) => {
+    const limit = q(req.query.limit);
+    res.json(
+      await ops.listRequests({
+        ...(q(req.query.status) ? { status: q(req.query.status) } : {}),
+        ...(q(req.query.action) ? { action: q(req.query.action) } : {}),
+        ...(limit ? { limit: Number(limit) } : {}),
+        ...(q(req.query.cursor) ? { cursor: q(req.query.cursor) } : {}),
+      }),
+    );
+  });
+  app.get("/requests/:id", async (req, res) => {
+    res.json(await ops.showRequest(req.params.id));
+  });
+  app.get("/audit/export", async (req, res) => {
+    res.type("application/x-ndjson");
+    for await (const e of ops.exportAudit(Number(q(req.query.after) ?? 0))) {
+      if (!res.write(`${JSON.stringify(e)}\n`)) await new Promise((r) => res.once("drain", r));
+    }
+    res.end();
+  });
+  app.get("/audit/verify", async (_req, res) => {
+    res.json(await ops.verifyAudit());
+  });
+  app.use((_req, _res) => {
+    throw new CountersignError("not_found", "unknown admin route");
+  });
+  app.use(errorHandler(log));
+
+  if (existsSync(path)) unlinkSync(path);
+  return new Promise((resolve, reject) => {
+    const server = app.listen({ path, readableAll: false, writableAll: false }, () => resolve(server));
+    server.on("error", reject);
+  });
+}

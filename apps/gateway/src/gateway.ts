@@ -1,0 +1,194 @@
+import { chmodSync, existsSync } from "node:fs";
+import type { Server } from "node:http";
+import { join, resolve } from "node:path";
+import { BUILTIN_POLICY, type Logger, type PolicyFile, loadPolicyFile } from "@countersign/core";
+import { type Database, acquireDataDirLock, databaseConfigFrom, openDatabase, socketPath } from "@countersign/db";
+import {
+  type ClaimedJob,
+  type ServiceDeps,
+  adminOps,
+  chatBackoffSeconds,
+  createCallbackGuard,
+  createReceiptSigner,
+  expireDue,
+  isDatabaseUnavailable,
+} from "@countersign/services";
+import { startAdminSocket } from "./admin-socket.ts";
+import type { GatewayEnv } from "./env.ts";
+import { createApp } from "./http/app.ts";
+import { Waiters } from "./http/waiters.ts";
+import { createLogger } from "./logger.ts";
+import { callbackBackoffMs, callbackHandler } from "./relay/callback.ts";
+import { Relay } from "./relay/relay.ts";
+import type { ChatSurface } from "./surface.ts";
+
+export const VERSION = "0.1.0";
+
+export interface Gateway {
+  url: string;
+  port: number;
+  db: Database;
+  deps: ServiceDeps;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+export function loadPolicy(env: GatewayEnv, log: Logger): { policy: PolicyFile; source: string } {
+  const file = resolve(env.COUNTERSIGN_POLICY_FILE ?? "countersign.yaml");
+  if (!env.COUNTERSIGN_POLICY_FILE && !existsSync(file)) {
+    log.warn(
+      "no policy file found (./countersign.yaml); the built-in policy is in force: every action needs one approval from any reviewer other than the requester",
+      { file },
+    );
+    return { policy: BUILTIN_POLICY, source: "builtin" };
+  }
+  return { policy: loadPolicyFile(file), source: file };
+}
+
+export interface StartOptions {
+  env: GatewayEnv;
+  log?: Logger;
+  /** Extra chat surfaces (Slack, Teams) built by the caller; see surfaces.ts. */
+  surfaces?: (deps: ServiceDeps, log: Logger) => Promise<ChatSurface[]>;
+}
+
+export async function startGateway({ env, log: given, surfaces: buildSurfaces }: StartOptions): Promise<Gateway> {
+  const log = given ?? createLogger({ level: env.LOG_LEVEL, format: env.LOG_FORMAT ?? (env.NODE_ENV === "production" ? "json" : "pretty") });
+  const { policy, source } = loadPolicy(env, log);
+  const dataDir = resolve(env.COUNTERSIGN_DATA_DIR);
+  const dbConfig = databaseConfigFrom({ url: env.DATABASE_URL, dataDir });
+  if (dbConfig.kind === "postgres") dbConfig.poolSize = env.DATABASE_POOL_SIZE;
+  const releaseLock = dbConfig.kind === "pglite" ? acquireDataDirLock(dataDir, { role: "gateway", socket: socketPath(dataDir) }) : () => {};
+
+  const cleanups: (() => Promise<void> | void)[] = [releaseLock];
+  try {
+    const db = await openDatabase(dbConfig);
+    cleanups.unshift(() => db.close());
+    if (db.kind === "pglite") {
+      log.info("using the embedded database (PGlite); it does not fsync, so use PostgreSQL where power-loss durability matters", { dataDir: db.location });
+    } else {
+      log.info("using PostgreSQL", { url: db.location });
+    }
+    const migrated = await db.migrate();
+    if (migrated.applied.length) log.info("applied migrations", { applied: migrated.applied });
+
+    const publicUrl = (env.COUNTERSIGN_PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, "");
+    const receipts = await createReceiptSigner({
+      issuer: publicUrl,
+      ttlSeconds: env.COUNTERSIGN_RECEIPT_TTL,
+      keyFile: join(dataDir, "receipt-keys.json"),
+      ...(env.COUNTERSIGN_RECEIPT_KEY ? { envKey: env.COUNTERSIGN_RECEIPT_KEY } : {}),
+    });
+    if (db.kind === "postgres" && !env.COUNTERSIGN_RECEIPT_KEY) {
+      log.warn("COUNTERSIGN_RECEIPT_KEY is not set: this replica signs receipts with a key from its own data directory; give every replica the same key");
+    }
+
+    const surfaceFlags = { slack: Boolean(env.SLACK_BOT_TOKEN), teams: Boolean(env.TEAMS_APP_ID || env.TEAMS_DEV_NO_AUTH) };
+    const deps: ServiceDeps = {
+      db,
+      logger: log,
+      policy: () => policy,
+      receipts,
+      callbackGuard: createCallbackGuard(env.COUNTERSIGN_CALLBACK_ALLOW),
+      surfaces: surfaceFlags,
+      publicUrl,
+      clock: () => new Date(),
+    };
+    log.info("policy loaded", { source, rules: policy.rules.length });
+
+    const surfaces = buildSurfaces ? await buildSurfaces(deps, log) : [];
+    if (!surfaceFlags.slack) log.info("Slack is not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET); running without Slack");
+    if (!surfaceFlags.teams) log.info("Microsoft Teams is not configured (TEAMS_APP_ID...); running without Teams");
+
+    const waiters = new Waiters(db);
+    await waiters.start();
+    cleanups.unshift(() => waiters.stop());
+
+    const relay = new Relay({
+      db,
+      log,
+      pollMs: env.COUNTERSIGN_RELAY_POLL_MS,
+      handlers: {
+        callback: callbackHandler(db, deps.callbackGuard, `Countersign/${VERSION}`),
+        ...Object.assign({}, ...surfaces.map((s) => s.handlers)),
+      },
+      backoff: (job: ClaimedJob) =>
+        job.kind === "callback" ? callbackBackoffMs(job) : Math.round(chatBackoffSeconds(job.attempts) * 1000 * (0.8 + Math.random() * 0.4)),
+    });
+
+    const app = createApp({
+      deps,
+      waiters,
+      log,
+      rateLimit: env.COUNTERSIGN_RATE_LIMIT,
+      rateBurst: env.COUNTERSIGN_RATE_BURST,
+      rawRouters: surfaces.flatMap((s) => (s.mount ? [s.mount] : [])),
+      ready: async () => {
+        await db.ping();
+        const pending = await db.pendingMigrations();
+        return { ok: pending.length === 0, detail: { database: db.kind, pendingMigrations: pending } };
+      },
+    });
+
+    const server: Server = await new Promise((resolveListen, reject) => {
+      const s = app.listen(env.PORT, env.HOST, () => resolveListen(s));
+      s.on("error", reject);
+    });
+    // A slow client must not hold a connection: bound header and body time.
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
+    server.keepAliveTimeout = 5_000;
+    cleanups.unshift(
+      () =>
+        new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections();
+        }),
+    );
+
+    for (const s of surfaces) {
+      await s.start?.();
+      cleanups.unshift(() => s.stop?.());
+    }
+    await relay.start();
+    cleanups.unshift(() => relay.stop());
+
+    const sweep = setInterval(() => {
+      expireDue(deps).catch((e) => {
+        if (!isDatabaseUnavailable(e)) log.error("expiry sweep failed", { err: e as Error });
+      });
+    }, env.COUNTERSIGN_SWEEP_MS);
+    sweep.unref();
+    cleanups.unshift(() => clearInterval(sweep));
+
+    if (db.kind === "pglite") {
+      const sock = socketPath(dataDir);
+      const adminServer = await startAdminSocket(sock, adminOps(deps, "cli-via-gateway"), log);
+      chmodSync(sock, 0o600);
+      cleanups.unshift(() => new Promise<void>((r) => adminServer.close(() => r())));
+    }
+
+    const addr = server.address();
+    const port = typeof addr === "object" && addr ? addr.port : env.PORT;
+    const url = `http://${env.HOST.includes(":") ? `[${env.HOST}]` : env.HOST}:${port}`;
+    log.info(`Countersign ${VERSION} listening on ${url}`, { port, database: db.kind });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      url,
+      port,
+      db,
+      deps,
+      log,
+      stop() {
+        stopping ??= (async () => {
+          for (const c of cleanups) await Promise.resolve(c()).catch(() => {});
+        })();
+        return stopping;
+      },
+    };
+  } catch (e) {
+    for (const c of cleanups) await Promise.resolve(c()).catch(() => {});
+    throw e;
+  }
+}

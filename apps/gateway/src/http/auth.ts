@@ -1,0 +1,44 @@
+import { type Actor, CountersignError, type Scope } from "@countersign/core";
+import type { Database } from "@countersign/db";
+import { type AuthenticatedKey, authenticateKey } from "@countersign/services";
+import type { NextFunction, Request, Response } from "express";
+
+declare global {
+  namespace Express {
+    interface Request {
+      id: string;
+      apiKey?: AuthenticatedKey;
+    }
+  }
+}
+
+/** Verifies `Authorization: Bearer <key>` and that the key holds one of `scopes`. */
+export function requireKey(db: Database, ...scopes: Scope[]) {
+  return async (req: Request, _res: Response, next: NextFunction) => {
+    const header = req.get("authorization") ?? "";
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m) throw new CountersignError("unauthorized", "Send the API key as `Authorization: Bearer <key>`.");
+    const key = await authenticateKey(db, m[1] as string);
+    if (scopes.length > 0 && !scopes.some((s) => key.scopes.includes(s))) {
+      throw new CountersignError("forbidden", `This API key lacks the ${scopes.map((s) => `"${s}"`).join(" or ")} scope.`);
+    }
+    req.apiKey = key;
+    next();
+  };
+}
+
+export function agentActor(k: AuthenticatedKey): Actor {
+  return { type: "agent", keyId: k.id, keyName: k.name, owner: k.owner, scopes: k.scopes };
+}
+
+/** A decisions key acts as its owner, a reviewer on the API surface. */
+export function reviewerActor(k: AuthenticatedKey): Actor {
+  return { type: "reviewer", principal: k.owner, surface: "api", keyId: k.id };
+}
+
+/** For reads: admin sees everything, a requests key sees its own, a decisions key reads as a reviewer. */
+export function readerActor(k: AuthenticatedKey): Actor {
+  if (k.scopes.includes("admin")) return { type: "admin", keyId: k.id, owner: k.owner };
+  if (k.scopes.includes("requests")) return agentActor(k);
+  return reviewerActor(k);
+}

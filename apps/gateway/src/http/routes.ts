@@ -1,0 +1,121 @@
+import { CountersignError, MAX_BODY_BYTES } from "@countersign/core";
+import {
+  type ServiceDeps,
+  assertRequestId,
+  cancelRequest,
+  createRequest,
+  decide,
+  getRequest,
+  listAudit,
+  listRequests,
+} from "@countersign/services";
+import express, { type NextFunction, type Request, type Response, Router } from "express";
+import { agentActor, readerActor, requireKey, reviewerActor } from "./auth.ts";
+import { rateLimitByKey } from "./rate-limit.ts";
+import type { Waiters } from "./waiters.ts";
+
+const MAX_WAIT_SECONDS = 60;
+
+/** POST bodies must be declared JSON; anything else is refused before parsing. */
+function requireJson(req: Request, _res: Response, next: NextFunction) {
+  const len = Number(req.get("content-length") ?? "0");
+  if (len > MAX_BODY_BYTES) throw new CountersignError("payload_too_large", "The request body is larger than 64 KB.");
+  const hasBody = len > 0 || req.get("transfer-encoding") !== undefined;
+  if (hasBody && !req.is("application/json")) {
+    throw new CountersignError("unsupported_media_type", "Send the body as application/json.");
+  }
+  next();
+}
+
+const json = express.json({ limit: MAX_BODY_BYTES, strict: false, type: "application/json" });
+
+function intParam(value: unknown, name: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new CountersignError("invalid_request", `${name} must be an integer from ${min} to ${max}.`, { errors: [{ path: name, message: `an integer from ${min} to ${max}` }] });
+  }
+  return n;
+}
+
+function single(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string") throw new CountersignError("invalid_request", `${name} must be given once.`, { errors: [{ path: name, message: "given once" }] });
+  return value;
+}
+
+export function apiRouter(deps: ServiceDeps, waiters: Waiters, opts: { rateLimit: number; rateBurst: number }): Router {
+  const r = Router();
+  const { db } = deps;
+  const ctx = (req: Request, actor: Parameters<typeof createRequest>[0]["ctx"]["actor"]) => ({ deps, actor, requestId: req.id });
+
+  r.post("/requests", requireJson, requireKey(db, "requests"), rateLimitByKey(opts.rateLimit, opts.rateBurst), json, async (req, res) => {
+    const idem = req.get("idempotency-key");
+    const result = await createRequest({ ctx: ctx(req, agentActor(req.apiKey!)), input: { body: req.body, idempotencyKey: idem } });
+    if (result.replayed) res.setHeader("Idempotent-Replayed", "true");
+    res.status(result.replayed ? 200 : 201).location(result.resource.links.self).json(result.resource);
+  });
+
+  r.get("/requests", requireKey(db, "decisions", "admin"), async (req, res) => {
+    const key = req.apiKey!;
+    const actor = key.scopes.includes("admin") ? readerActor(key) : reviewerActor(key);
+    const page = await listRequests({
+      ctx: ctx(req, actor),
+      input: {
+        status: single(req.query.status, "status"),
+        action: single(req.query.action, "action"),
+        limit: intParam(req.query.limit, "limit", 1, 200),
+        cursor: single(req.query.cursor, "cursor"),
+      },
+    });
+    res.json({ object: "list", data: page.data, nextCursor: page.nextCursor });
+  });
+
+  r.get("/requests/:id", requireKey(db), async (req, res) => {
+    const id = req.params.id as string;
+    const wait = intParam(single(req.query.wait, "wait"), "wait", 0, MAX_WAIT_SECONDS);
+    const c = ctx(req, readerActor(req.apiKey!));
+    assertRequestId(id);
+    if (!wait) {
+      res.json(await getRequest({ ctx: c, input: { requestId: id } }));
+      return;
+    }
+    const abort = new AbortController();
+    res.on("close", () => abort.abort());
+    const deadline = Date.now() + wait * 1000;
+    // Register before reading so a decision committing in between still wakes us.
+    let woken = waiters.register(id, wait * 1000, abort.signal);
+    let current = await getRequest({ ctx: c, input: { requestId: id } });
+    while (current.status === "pending" && Date.now() < deadline && !abort.signal.aborted) {
+      await woken;
+      if (abort.signal.aborted) return;
+      const left = deadline - Date.now();
+      woken = left > 0 ? waiters.register(id, left, abort.signal) : Promise.resolve();
+      current = await getRequest({ ctx: c, input: { requestId: id } });
+    }
+    abort.abort();
+    if (!res.writableEnded && !res.destroyed) res.json(current);
+  });
+
+  r.post("/requests/:id/decisions", requireJson, requireKey(db, "decisions"), json, async (req, res) => {
+    const id = req.params.id as string;
+    assertRequestId(id);
+    const result = await decide({ ctx: ctx(req, reviewerActor(req.apiKey!)), input: { requestId: id, body: req.body } });
+    res.status(201).json(result.resource);
+  });
+
+  r.post("/requests/:id/cancel", requireJson, requireKey(db, "requests", "admin"), json, async (req, res) => {
+    const id = req.params.id as string;
+    assertRequestId(id);
+    res.json(await cancelRequest({ ctx: ctx(req, readerActor(req.apiKey!)), input: { requestId: id, body: req.body ?? {} } }));
+  });
+
+  r.get("/audit", requireKey(db, "admin"), async (req, res) => {
+    const after = intParam(single(req.query.after, "after"), "after", 0, Number.MAX_SAFE_INTEGER) ?? 0;
+    const limit = intParam(single(req.query.limit, "limit"), "limit", 1, 1000) ?? 100;
+    const data = await listAudit(db, after, limit);
+    res.json({ object: "list", data, nextAfter: data.length === limit ? (data.at(-1)?.seq ?? null) : null });
+  });
+
+  return r;
+}

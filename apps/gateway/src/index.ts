@@ -1,0 +1,5 @@
+export * from "./env.ts";
+export * from "./gateway.ts";
+export * from "./logger.ts";
+export { main } from "./main.ts";
+export { buildSurfaces } from "./surfaces.ts";

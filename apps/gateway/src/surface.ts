@@ -1,0 +1,13 @@
+import type { JobKind } from "@countersign/services";
+import type { Router, RequestHandler } from "express";
+import type { JobHandler } from "./relay/relay.ts";
+
+/** A chat surface (Slack, Teams): its inbound route and the outbox jobs it runs. */
+export interface ChatSurface {
+  name: "slack" | "teams";
+  /** Mounted before any body parser: these routes verify signatures over the raw body. */
+  mount?: { path: string; router: Router | RequestHandler };
+  handlers: Partial<Record<JobKind, JobHandler>>;
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+}

@@ -1,0 +1,279 @@
+#!/usr/bin/env -S npx tsx
+import { createWriteStream } from "node:fs";
+import { resolve } from "node:path";
+import {
+  BUILTIN_POLICY,
+  ChainVerifier,
+  CountersignError,
+  PolicyError,
+  RISKS,
+  type AuditEventRecord,
+  type PolicyFile,
+  evaluatePolicy,
+  loadPolicyFile,
+} from "@countersign/core";
+import { DataDirLockedError } from "@countersign/db";
+import { EnvError, type GatewayEnv, main as startMain, parseEnv } from "@countersign/gateway";
+import { Command, CommanderError, Option } from "commander";
+import { openAdmin } from "./admin-client.ts";
+import { formatTable, progress } from "./output.ts";
+
+class CliError extends Error {}
+
+function env(): GatewayEnv {
+  return parseEnv(process.env);
+}
+
+async function withAdmin<T>(fn: (ops: Awaited<ReturnType<typeof openAdmin>>["ops"]) => Promise<T>): Promise<T> {
+  const session = await openAdmin(env());
+  try {
+    return await fn(session.ops);
+  } finally {
+    await session.close();
+  }
+}
+
+const print = (v: unknown): void => {
+  process.stdout.write(`${typeof v === "string" ? v : JSON.stringify(v, null, 2)}\n`);
+};
+
+export function buildProgram(): Command {
+  const program = new Command("countersign")
+    .description("Countersign: action-level approvals for agents, pipelines and scripts")
+    .version("0.1.0")
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command("start")
+    .description("run the gateway (embedded database unless DATABASE_URL is set)")
+    .action(async () => {
+      await startMain();
+      await new Promise(() => {});
+    });
+
+  program
+    .command("migrate")
+    .description("apply database migrations (the gateway also applies them at start)")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      const r = await withAdmin((ops) => ops.migrate());
+      if (o.json) return print(r);
+      print(r.applied.length ? `applied: ${r.applied.join(", ")}` : `up to date (${r.alreadyApplied.length} migrations applied)`);
+    });
+
+  const keys = program.command("keys").description("manage API keys");
+  keys
+    .command("create")
+    .description("create an API key; the key is printed once and only its hash is stored")
+    .requiredOption("--name <name>", "a name for the agent or reviewer, shown on cards")
+    .requiredOption("--owner <email>", "the accountable human (principal)")
+    .requiredOption("--scopes <list>", "comma-separated: requests, decisions, admin")
+    .option("--json", "print JSON")
+    .action(async (o: { name: string; owner: string; scopes: string; json?: boolean }) => {
+      const scopes = o.scopes.split(",").map((s) => s.trim()).filter(Boolean);
+      const k = await withAdmin((ops) => ops.createKey({ name: o.name, owner: o.owner, scopes }));
+      if (o.json) return print(k);
+      print(`key:            ${k.key}`);
+      if (k.webhookSecret) print(`webhook secret: ${k.webhookSecret}`);
+      print(`id:             ${k.id}\nname:           ${k.name}\nowner:          ${k.owner}\nscopes:         ${k.scopes.join(",")}`);
+      process.stderr.write("Store the key now: it cannot be shown again.\n");
+    });
+  keys
+    .command("list")
+    .description("list API keys (never the secrets)")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      const list = await withAdmin((ops) => ops.listKeys());
+      if (o.json) return print(list);
+      print(formatTable(["id", "prefix", "name", "owner", "scopes", "created", "revoked"], list.map((k) => [k.id, k.prefix, k.name, k.owner, k.scopes.join(","), k.createdAt, k.revokedAt ?? ""])));
+    });
+  keys
+    .command("revoke <id>")
+    .description("revoke a key by id or prefix; it stops working at once")
+    .option("--json", "print JSON")
+    .action(async (id: string, o: { json?: boolean }) => {
+      const k = await withAdmin((ops) => ops.revokeKey(id));
+      if (o.json) return print(k);
+      print(`revoked ${k.id} (${k.name}) at ${k.revokedAt}`);
+    });
+
+  const policy = program.command("policy").description("check and explain policy files");
+  const loadPolicyArg = (file?: string): { policy: PolicyFile; source: string } => {
+    if (file) return { policy: loadPolicyFile(resolve(file)), source: resolve(file) };
+    const e = env();
+    const f = resolve(e.COUNTERSIGN_POLICY_FILE ?? "countersign.yaml");
+    try {
+      return { policy: loadPolicyFile(f), source: f };
+    } catch (err) {
+      if (!e.COUNTERSIGN_POLICY_FILE && err instanceof PolicyError && err.problems[0]?.message.startsWith("cannot read file")) {
+        return { policy: BUILTIN_POLICY, source: "builtin (no ./countersign.yaml)" };
+      }
+      throw err;
+    }
+  };
+  policy
+    .command("check [file]")
+    .description("validate a policy file (default: COUNTERSIGN_POLICY_FILE or ./countersign.yaml)")
+    .option("--json", "print JSON")
+    .action((file: string | undefined, o: { json?: boolean }) => {
+      const { policy: p, source } = loadPolicyArg(file);
+      if (o.json) return print({ ok: true, source, rules: p.rules.length, groups: Object.keys(p.groups).length, channels: Object.keys(p.channels).length });
+      print(`${source}: ok (${p.rules.length} rules, ${Object.keys(p.groups).length} groups, ${Object.keys(p.channels).length} channels)`);
+    });
+  policy
+    .command("explain")
+    .description("show which rule matches an action, and what it requires")
+    .requiredOption("--action <action>", "dotted action name, e.g. iam.role.attach")
+    .option("--environment <env>")
+    .option("--resource <resource>")
+    .addOption(new Option("--risk <risk>").choices([...RISKS]))
+    .option("--file <file>", "policy file")
+    .option("--json", "print JSON")
+    .action((o: { action: string; environment?: string; resource?: string; risk?: (typeof RISKS)[number]; file?: string; json?: boolean }) => {
+      const { policy: p, source } = loadPolicyArg(o.file);
+      const d = evaluatePolicy(p, { action: o.action, environment: o.environment, resource: o.resource, risk: o.risk });
+      if (o.json) return print({ source, ...d });
+      const lines = [
+        `policy:     ${source}`,
+        `rule:       ${d.ruleId ?? "(none matched: policy default)"}`,
+        `effect:     ${d.effect}`,
+      ];
+      if (d.effect === "require_approval") {
+        lines.push(
+          `approvers:  ${d.approverGroups.join(", ")}${d.eligible.includes("*") ? " (any verified reviewer)" : ` → ${d.eligible.join(", ")}`}`,
+          `quorum:     ${d.requiredApprovals} distinct approval(s); one eligible deny denies`,
+          `expires:    after ${d.expiresInSeconds}s, then ${d.onExpire === "deny" ? "denied" : "expired"} (never auto-approved)`,
+          `notify:     ${d.notify.map((n) => n.name).join(", ") || "(none)"}`,
+          "self-approval: refused for the agent key's owner and onBehalfOf",
+        );
+      }
+      print(lines.join("\n"));
+    });
+
+  const requests = program.command("requests").description("inspect approval requests");
+  requests
+    .command("list")
+    .description("list requests, newest first")
+    .option("--status <status>", "pending, approved, denied, expired or cancelled")
+    .option("--action <action>")
+    .option("--limit <n>", "page size (1-200)", "50")
+    .option("--cursor <id>", "continue after this request id")
+    .option("--json", "print JSON")
+    .action(async (o: { status?: string; action?: string; limit: string; cursor?: string; json?: boolean }) => {
+      const page = await withAdmin((ops) =>
+        ops.listRequests({ ...(o.status ? { status: o.status } : {}), ...(o.action ? { action: o.action } : {}), limit: Number(o.limit), ...(o.cursor ? { cursor: o.cursor } : {}) }),
+      );
+      if (o.json) return print(page);
+      print(formatTable(["id", "status", "action", "agent", "approvals", "created"], page.data.map((r) => [r.id, r.status, r.action, r.agent.name, `${r.approvals.received}/${r.approvals.required}`, r.createdAt])));
+      if (page.nextCursor) print(`more: --cursor ${page.nextCursor}`);
+    });
+  requests
+    .command("show <id>")
+    .description("show one request with its decisions and deliveries")
+    .option("--json", "print JSON")
+    .action(async (id: string, o: { json?: boolean }) => {
+      const r = await withAdmin((ops) => ops.showRequest(id));
+      if (o.json) return print(r);
+      const lines = [
+        `${r.id}  ${r.status}${r.resolution ? ` (${r.resolution})` : ""}`,
+        `summary:   ${r.summary}`,
+        `action:    ${r.action}${r.environment ? `  env=${r.environment}` : ""}${r.resource ? `  resource=${r.resource}` : ""}${r.risk ? `  risk=${r.risk}` : ""}`,
+        `agent:     ${r.agent.name} (owner ${r.agent.owner})${r.onBehalfOf ? `  on behalf of ${r.onBehalfOf}` : ""}`,
+        `rule:      ${r.policy.ruleId ?? "(default)"}  approvals ${r.approvals.received}/${r.approvals.required}`,
+        `expires:   ${r.expiresAt}`,
+        ...r.decisions.map((d) => `decision:  ${d.decision} by ${d.reviewer} via ${d.surface} at ${d.decidedAt}${d.reason ? `: ${d.reason}` : ""}`),
+        ...r.deliveries.map((d) => `delivery:  ${d.kind} ${d.status}${d.attempts ? ` after ${d.attempts} attempt(s)` : ""}${d.lastError ? `: ${d.lastError}` : ""}`),
+      ];
+      print(lines.join("\n"));
+    });
+
+  const audit = program.command("audit").description("export and verify the tamper-evident audit log");
+  audit
+    .command("export")
+    .description("write the audit log as JSON Lines (stdout, or --out)")
+    .option("--since <seq>", "only events after this sequence number", "0")
+    .option("--out <file>", "write to a file instead of stdout")
+    .action(async (o: { since: string; out?: string }) => {
+      const since = Number(o.since);
+      if (!Number.isInteger(since) || since < 0) throw new CliError(`--since must be a sequence number, got "${o.since}"`);
+      const out: NodeJS.WritableStream = o.out ? createWriteStream(o.out) : process.stdout;
+      const bar = progress("exported");
+      await withAdmin(async (ops) => {
+        let n = 0;
+        for await (const e of ops.exportAudit(since)) {
+          if (!out.write(`${JSON.stringify(e)}\n`)) await new Promise<void>((r) => out.once("drain", () => r()));
+          bar.tick(++n);
+        }
+        bar.done(n);
+      });
+      if (o.out) await new Promise<void>((r) => out.end(() => r()));
+    });
+  audit
+    .command("verify")
+    .description("recompute the hash chain (database, or --file export.jsonl) and name the first bad event")
+    .option("--file <file>", "verify an export instead of the database")
+    .option("--json", "print JSON")
+    .action(async (o: { file?: string; json?: boolean }) => {
+      const bar = progress("verified");
+      let verdict;
+      if (o.file) {
+        const { createReadStream } = await import("node:fs");
+        const { createInterface } = await import("node:readline");
+        const v = new ChainVerifier();
+        let n = 0;
+        let lineNo = 0;
+        for await (const line of createInterface({ input: createReadStream(o.file), crlfDelay: Number.POSITIVE_INFINITY })) {
+          lineNo++;
+          if (!line.trim()) continue;
+          let e: AuditEventRecord;
+          try {
+            e = JSON.parse(line) as AuditEventRecord;
+          } catch {
+            throw new CliError(`${o.file}:${lineNo}: not valid JSON`);
+          }
+          bar.tick(++n);
+          if (!v.push(e)) break;
+        }
+        verdict = v.verdict();
+      } else {
+        verdict = await withAdmin((ops) => ops.verifyAudit((n) => bar.tick(n)));
+      }
+      bar.done(verdict.count);
+      if (o.json) print(verdict);
+      else if (verdict.ok) print(`audit chain ok: ${verdict.count} events, last seq ${verdict.lastSeq ?? "-"}`);
+      if (!verdict.ok) {
+        const b = verdict.firstBad!;
+        throw new CliError(`audit chain broken at seq ${b.seq}: ${b.problem} (${b.detail})`);
+      }
+    });
+
+  return program;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : e.exitCode || 1;
+    const msg =
+      e instanceof PolicyError
+        ? e.message
+        : e instanceof CountersignError
+          ? `${e.code}: ${e.message}`
+          : e instanceof EnvError || e instanceof CliError || e instanceof DataDirLockedError
+            ? e.message
+            : `unexpected error: ${(e as Error).message}`;
+    process.stderr.write(`countersign: ${msg}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("packages/cli/src/main.ts")) {
+  const argv = process.argv;
+  // `start` keeps running; everything else exits with its status.
+  if (argv[2] === "start") void run(argv);
+  else run(argv).then((code) => process.exit(code));
+}

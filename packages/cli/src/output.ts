@@ -1,0 +1,23 @@
+export function formatTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  return [line(headers.map((h) => h.toUpperCase())), ...rows.map(line)].join("\n");
+}
+
+/** Progress for long operations: on a TTY only, on stderr, so piped output stays clean. */
+export function progress(verb: string) {
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  return {
+    tick(n: number) {
+      if (!tty) return;
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      process.stderr.write(`\r${verb} ${n} events…`);
+    },
+    done(n: number) {
+      if (tty) process.stderr.write(`\r${verb} ${n} events.   \n`);
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import { actorPrincipal, isPrincipal, normalizePrincipal, type Actor } from "./actor.ts";
+import { CountersignError, ERROR_CODES, REFUSAL_CODES, isCountersignError } from "./errors.ts";
+
+describe("actor", () => {
+  it("normalizePrincipal trims and lowercases", () => {
+    expect(normalizePrincipal("  Dan@Example.COM ")).toBe("dan@example.com");
+  });
+
+  it.each([
+    ["alice@example.com", true],
+    ["a.b+tag@sub.example.co.uk", true],
+    ["alice", false],
+    ["alice@example", false],
+    ["@example.com", false],
+    ["alice@@example.com", false],
+    ["al ice@example.com", false],
+    [" alice@example.com", false],
+    ["", false],
+  ])("isPrincipal(%j) = %s", (s, expected) => {
+    expect(isPrincipal(s)).toBe(expected);
+  });
+
+  it("actorPrincipal: agents and admins act as their owner, reviewers as themselves, system as nobody", () => {
+    const actors: [Actor, string | undefined][] = [
+      [{ type: "agent", keyId: "k1", keyName: "ci", owner: "owner@example.com", scopes: ["requests"] }, "owner@example.com"],
+      [{ type: "reviewer", principal: "carol@example.com", surface: "slack", surfaceUserId: "U1" }, "carol@example.com"],
+      [{ type: "admin", keyId: "k2", owner: "admin@example.com" }, "admin@example.com"],
+      [{ type: "system", name: "expirer" }, undefined],
+    ];
+    for (const [a, p] of actors) expect(actorPrincipal(a)).toBe(p);
+  });
+});
+
+describe("errors", () => {
+  it("CountersignError carries code, status, errors, retryAfter and cause", () => {
+    const cause = new Error("db down");
+    const e = new CountersignError("service_unavailable", "try later", { retryAfter: 5, cause });
+    expect(e).toBeInstanceOf(Error);
+    expect(e.name).toBe("CountersignError");
+    expect(e.message).toBe("try later");
+    expect(e.code).toBe("service_unavailable");
+    expect(e.status).toBe(503);
+    expect(e.retryAfter).toBe(5);
+    expect(e.cause).toBe(cause);
+    expect(e.errors).toBeUndefined();
+
+    const v = new CountersignError("invalid_request", "bad", { errors: [{ path: "action", message: "nope" }] });
+    expect(v.status).toBe(400);
+    expect(v.errors).toEqual([{ path: "action", message: "nope" }]);
+  });
+
+  it("refusal codes map to 403 (forbidden kinds) or 409 (state conflicts)", () => {
+    const statuses = Object.fromEntries(REFUSAL_CODES.map((c) => [c, ERROR_CODES[c].status]));
+    expect(statuses).toEqual({ self_approval_forbidden: 403, not_an_approver: 403, already_voted: 409, request_not_pending: 409 });
+  });
+
+  it("every error code has an HTTP error status and a title", () => {
+    for (const [code, { status, title }] of Object.entries(ERROR_CODES)) {
+      expect(status, code).toBeGreaterThanOrEqual(400);
+      expect(status, code).toBeLessThan(600);
+      expect(title.length, code).toBeGreaterThan(0);
+    }
+  });
+
+  it("isCountersignError distinguishes its own errors", () => {
+    expect(isCountersignError(new CountersignError("not_found", "x"))).toBe(true);
+    expect(isCountersignError(new Error("x"))).toBe(false);
+    expect(isCountersignError({ code: "not_found" })).toBe(false);
+    expect(isCountersignError(undefined)).toBe(false);
+  });
+});
