@@ -1,8 +1,6 @@
 import { z } from "zod";
 
-const bool = z
-  .enum(["true", "false", "1", "0", "yes", "no"])
-  .transform((v) => v === "true" || v === "1" || v === "yes");
+const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => v === "true" || v === "1" || v === "yes");
 
 /**
  * Every setting the gateway reads, parsed once at boot. A bad value stops the process
@@ -22,7 +20,12 @@ export const GatewayEnv = z
     COUNTERSIGN_POLICY_FILE: z.string().optional(),
     COUNTERSIGN_PUBLIC_URL: z.url().optional(),
     COUNTERSIGN_RECEIPT_KEY: z.string().optional(),
-    COUNTERSIGN_RECEIPT_TTL: z.coerce.number().int().min(60).max(86400 * 30).default(900),
+    COUNTERSIGN_RECEIPT_TTL: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .max(86400 * 30)
+      .default(900),
     COUNTERSIGN_CALLBACK_ALLOW: z.string().optional(),
     COUNTERSIGN_RATE_LIMIT: z.coerce.number().min(0).default(50),
     COUNTERSIGN_RATE_BURST: z.coerce.number().min(1).default(100),
@@ -52,7 +55,14 @@ export const GatewayEnv = z
     if (Boolean(e.SLACK_BOT_TOKEN) !== Boolean(e.SLACK_SIGNING_SECRET)) {
       ctx.addIssue({ code: "custom", path: ["SLACK_SIGNING_SECRET"], message: "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set together" });
     }
-    const sovereign = ["TEAMS_OPENID_METADATA_URL", "TEAMS_TOKEN_ISSUER", "TEAMS_LOGIN_URL", "TEAMS_OAUTH_SCOPE", "TEAMS_CALLER_ID", "TEAMS_OAUTH_API_URL"] as const;
+    const sovereign = [
+      "TEAMS_OPENID_METADATA_URL",
+      "TEAMS_TOKEN_ISSUER",
+      "TEAMS_LOGIN_URL",
+      "TEAMS_OAUTH_SCOPE",
+      "TEAMS_CALLER_ID",
+      "TEAMS_OAUTH_API_URL",
+    ] as const;
     const set = sovereign.filter((k) => e[k] !== undefined);
     if (set.length > 0 && set.length < sovereign.length) {
       ctx.addIssue({

@@ -1,17 +1,17 @@
 import { chmodSync, existsSync } from "node:fs";
 import type { Server } from "node:http";
 import { join, resolve } from "node:path";
-import { BUILTIN_POLICY, type Logger, type PolicyFile, loadPolicyFile } from "@countersign/core";
-import { type Database, acquireDataDirLock, databaseConfigFrom, openDatabase, socketPath } from "@countersign/db";
+import { BUILTIN_POLICY, type Logger, loadPolicyFile, type PolicyFile } from "@countersign/core";
+import { acquireDataDirLock, type Database, databaseConfigFrom, openDatabase, socketPath } from "@countersign/db";
 import {
-  type ClaimedJob,
-  type ServiceDeps,
   adminOps,
+  type ClaimedJob,
   chatBackoffSeconds,
   createCallbackGuard,
   createReceiptSigner,
   expireDue,
   isDatabaseUnavailable,
+  type ServiceDeps,
 } from "@countersign/services";
 import { startAdminSocket } from "./admin-socket.ts";
 import type { GatewayEnv } from "./env.ts";

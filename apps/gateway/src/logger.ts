@@ -4,7 +4,8 @@ import winston from "winston";
 const SECRET_KEY = /authorization|api[-_]?key|token|secret|password|passwd|cookie|signature|^key$|private|credential/i;
 // Values that look like credentials, wherever they appear: API keys, webhook secrets,
 // Slack tokens, bearer headers, JWTs.
-const SECRET_VALUE = /(cs_[A-Za-z0-9]{12}_[A-Za-z0-9_-]+|whsec_[A-Za-z0-9+/=]+|xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|Bearer\s+[A-Za-z0-9._~+/=-]+|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)/g;
+const SECRET_VALUE =
+  /(cs_[A-Za-z0-9]{12}_[A-Za-z0-9_-]+|whsec_[A-Za-z0-9+/=]+|xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|Bearer\s+[A-Za-z0-9._~+/=-]+|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)/g;
 
 export function redact(value: unknown, depth = 0): unknown {
   if (depth > 8) return "[depth]";

@@ -1,5 +1,5 @@
 import type { JobKind } from "@countersign/services";
-import type { Router, RequestHandler } from "express";
+import type { RequestHandler, Router } from "express";
 import type { JobHandler } from "./relay/relay.ts";
 
 /** A chat surface (Slack, Teams): its inbound route and the outbox jobs it runs. */

@@ -1,9 +1,9 @@
 import { request } from "node:http";
 import { resolve } from "node:path";
-import { CountersignError, type ErrorCode, type AuditEventRecord } from "@countersign/core";
-import { type Database, acquireDataDirLock, databaseConfigFrom, openDatabase, readLock } from "@countersign/db";
+import { type AuditEventRecord, CountersignError, type ErrorCode } from "@countersign/core";
+import { acquireDataDirLock, type Database, databaseConfigFrom, openDatabase, readLock } from "@countersign/db";
 import type { GatewayEnv } from "@countersign/gateway";
-import { type AdminOps, type ServiceDeps, adminOps, createCallbackGuard } from "@countersign/services";
+import { type AdminOps, adminOps, createCallbackGuard, type ServiceDeps } from "@countersign/services";
 
 export interface AdminSession {
   ops: AdminOps;
@@ -68,7 +68,15 @@ function socketOps(socket: string): AdminOps {
 function cliDeps(db: Database): ServiceDeps {
   return {
     db,
-    logger: { debug() {}, info() {}, warn() {}, error() {}, child() { return this; } },
+    logger: {
+      debug() {},
+      info() {},
+      warn() {},
+      error() {},
+      child() {
+        return this;
+      },
+    },
     policy: () => ({ version: 1, groups: {}, channels: {}, rules: [], default: "deny" }),
     receipts: {
       sign: () => Promise.reject(new Error("the CLI does not sign receipts")),
@@ -99,10 +107,14 @@ export async function openAdmin(env: GatewayEnv): Promise<AdminSession> {
       const db = await openDatabase(config);
       // Operator commands on a fresh data directory should just work, as the gateway would.
       await db.migrate();
-      return { ops: adminOps(cliDeps(db)), via: "direct", close: async () => {
-        await db.close();
-        release();
-      } };
+      return {
+        ops: adminOps(cliDeps(db)),
+        via: "direct",
+        close: async () => {
+          await db.close();
+          release();
+        },
+      };
     } catch (e) {
       release();
       throw e;

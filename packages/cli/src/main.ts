@@ -2,18 +2,18 @@
 import { createWriteStream } from "node:fs";
 import { resolve } from "node:path";
 import {
+  type AuditEventRecord,
   BUILTIN_POLICY,
   ChainVerifier,
   CountersignError,
-  PolicyError,
-  RISKS,
-  type AuditEventRecord,
-  type PolicyFile,
   evaluatePolicy,
   loadPolicyFile,
+  PolicyError,
+  type PolicyFile,
+  RISKS,
 } from "@countersign/core";
 import { DataDirLockedError } from "@countersign/db";
-import { EnvError, type GatewayEnv, main as startMain, parseEnv } from "@countersign/gateway";
+import { EnvError, type GatewayEnv, parseEnv, main as startMain } from "@countersign/gateway";
 import { Command, CommanderError, Option } from "commander";
 import { openAdmin } from "./admin-client.ts";
 import { formatTable, progress } from "./output.ts";
@@ -71,7 +71,10 @@ export function buildProgram(): Command {
     .requiredOption("--scopes <list>", "comma-separated: requests, decisions, admin")
     .option("--json", "print JSON")
     .action(async (o: { name: string; owner: string; scopes: string; json?: boolean }) => {
-      const scopes = o.scopes.split(",").map((s) => s.trim()).filter(Boolean);
+      const scopes = o.scopes
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
       const k = await withAdmin((ops) => ops.createKey({ name: o.name, owner: o.owner, scopes }));
       if (o.json) return print(k);
       print(`key:            ${k.key}`);
@@ -86,7 +89,12 @@ export function buildProgram(): Command {
     .action(async (o: { json?: boolean }) => {
       const list = await withAdmin((ops) => ops.listKeys());
       if (o.json) return print(list);
-      print(formatTable(["id", "prefix", "name", "owner", "scopes", "created", "revoked"], list.map((k) => [k.id, k.prefix, k.name, k.owner, k.scopes.join(","), k.createdAt, k.revokedAt ?? ""])));
+      print(
+        formatTable(
+          ["id", "prefix", "name", "owner", "scopes", "created", "revoked"],
+          list.map((k) => [k.id, k.prefix, k.name, k.owner, k.scopes.join(","), k.createdAt, k.revokedAt ?? ""]),
+        ),
+      );
     });
   keys
     .command("revoke <id>")
@@ -134,11 +142,7 @@ export function buildProgram(): Command {
       const { policy: p, source } = loadPolicyArg(o.file);
       const d = evaluatePolicy(p, { action: o.action, environment: o.environment, resource: o.resource, risk: o.risk });
       if (o.json) return print({ source, ...d });
-      const lines = [
-        `policy:     ${source}`,
-        `rule:       ${d.ruleId ?? "(none matched: policy default)"}`,
-        `effect:     ${d.effect}`,
-      ];
+      const lines = [`policy:     ${source}`, `rule:       ${d.ruleId ?? "(none matched: policy default)"}`, `effect:     ${d.effect}`];
       if (d.effect === "require_approval") {
         lines.push(
           `approvers:  ${d.approverGroups.join(", ")}${d.eligible.includes("*") ? " (any verified reviewer)" : ` → ${d.eligible.join(", ")}`}`,
@@ -162,10 +166,20 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action(async (o: { status?: string; action?: string; limit: string; cursor?: string; json?: boolean }) => {
       const page = await withAdmin((ops) =>
-        ops.listRequests({ ...(o.status ? { status: o.status } : {}), ...(o.action ? { action: o.action } : {}), limit: Number(o.limit), ...(o.cursor ? { cursor: o.cursor } : {}) }),
+        ops.listRequests({
+          ...(o.status ? { status: o.status } : {}),
+          ...(o.action ? { action: o.action } : {}),
+          limit: Number(o.limit),
+          ...(o.cursor ? { cursor: o.cursor } : {}),
+        }),
       );
       if (o.json) return print(page);
-      print(formatTable(["id", "status", "action", "agent", "approvals", "created"], page.data.map((r) => [r.id, r.status, r.action, r.agent.name, `${r.approvals.received}/${r.approvals.required}`, r.createdAt])));
+      print(
+        formatTable(
+          ["id", "status", "action", "agent", "approvals", "created"],
+          page.data.map((r) => [r.id, r.status, r.action, r.agent.name, `${r.approvals.received}/${r.approvals.required}`, r.createdAt]),
+        ),
+      );
       if (page.nextCursor) print(`more: --cursor ${page.nextCursor}`);
     });
   requests
@@ -183,7 +197,9 @@ export function buildProgram(): Command {
         `rule:      ${r.policy.ruleId ?? "(default)"}  approvals ${r.approvals.received}/${r.approvals.required}`,
         `expires:   ${r.expiresAt}`,
         ...r.decisions.map((d) => `decision:  ${d.decision} by ${d.reviewer} via ${d.surface} at ${d.decidedAt}${d.reason ? `: ${d.reason}` : ""}`),
-        ...r.deliveries.map((d) => `delivery:  ${d.kind} ${d.status}${d.attempts ? ` after ${d.attempts} attempt(s)` : ""}${d.lastError ? `: ${d.lastError}` : ""}`),
+        ...r.deliveries.map(
+          (d) => `delivery:  ${d.kind} ${d.status}${d.attempts ? ` after ${d.attempts} attempt(s)` : ""}${d.lastError ? `: ${d.lastError}` : ""}`,
+        ),
       ];
       print(lines.join("\n"));
     });
@@ -216,7 +232,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action(async (o: { file?: string; json?: boolean }) => {
       const bar = progress("verified");
-      let verdict;
+      let verdict: Awaited<ReturnType<ChainVerifier["verdict"]>>;
       if (o.file) {
         const { createReadStream } = await import("node:fs");
         const { createInterface } = await import("node:readline");

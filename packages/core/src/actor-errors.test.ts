@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { actorPrincipal, isPrincipal, normalizePrincipal, type Actor } from "./actor.ts";
-import { CountersignError, ERROR_CODES, REFUSAL_CODES, isCountersignError } from "./errors.ts";
+import { type Actor, actorPrincipal, isPrincipal, normalizePrincipal } from "./actor.ts";
+import { CountersignError, ERROR_CODES, isCountersignError, REFUSAL_CODES } from "./errors.ts";
 
 describe("actor", () => {
   it("normalizePrincipal trims and lowercases", () => {

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ChainVerifier, GENESIS_HASH, auditHash, verifyChain, type AuditEventBody, type AuditEventRecord } from "./audit-chain.ts";
+import { type AuditEventBody, type AuditEventRecord, auditHash, ChainVerifier, GENESIS_HASH, verifyChain } from "./audit-chain.ts";
 
 type Draft = Omit<AuditEventBody, "seq" | "prevHash">;
 
@@ -81,7 +81,9 @@ describe("auditHash", () => {
       '{"actor":{"principal":"a@example.com","surface":"api","surfaceUserId":null,"type":"agent"},' +
       '"at":"2024-01-01T00:00:00.000Z","data":{"a":1,"b":2},' +
       `"prevHash":"${"0".repeat(64)}","requestId":"req_X","seq":1,"type":"request.created"}`;
-    const expected = createHash("sha256").update("0".repeat(64) + canonical, "utf8").digest("hex");
+    const expected = createHash("sha256")
+      .update("0".repeat(64) + canonical, "utf8")
+      .digest("hex");
     expect(auditHash(body)).toBe(expected);
   });
 

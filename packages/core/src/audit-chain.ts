@@ -71,9 +71,7 @@ export class ChainVerifier {
   }
 
   verdict(): ChainVerdict {
-    return this.bad
-      ? { ok: false, count: this.count, lastSeq: this.lastSeq, firstBad: this.bad }
-      : { ok: true, count: this.count, lastSeq: this.lastSeq };
+    return this.bad ? { ok: false, count: this.count, lastSeq: this.lastSeq, firstBad: this.bad } : { ok: true, count: this.count, lastSeq: this.lastSeq };
   }
 }
 

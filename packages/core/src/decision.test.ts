@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { countApprovals, evaluateVote, isEligible, type DecisionSubject, type PriorVote, type VoteOutcome } from "./decision.ts";
+import { countApprovals, type DecisionSubject, evaluateVote, isEligible, type PriorVote, type VoteOutcome } from "./decision.ts";
 import { ERROR_CODES, REFUSAL_CODES } from "./errors.ts";
 import type { RequestStatus } from "./lifecycle.ts";
 

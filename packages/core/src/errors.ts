@@ -36,11 +36,7 @@ export class CountersignError extends Error {
   /** Seconds, for rate_limited and service_unavailable. */
   readonly retryAfter: number | undefined;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    opts: { errors?: FieldError[]; retryAfter?: number; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, opts: { errors?: FieldError[]; retryAfter?: number; cause?: unknown } = {}) {
     super(message, { cause: opts.cause });
     this.code = code;
     this.errors = opts.errors;
@@ -57,10 +53,5 @@ export function isCountersignError(e: unknown): e is CountersignError {
 }
 
 /** The refusals a reviewer can get from decide(); each is audited. */
-export const REFUSAL_CODES = [
-  "self_approval_forbidden",
-  "not_an_approver",
-  "already_voted",
-  "request_not_pending",
-] as const satisfies readonly ErrorCode[];
+export const REFUSAL_CODES = ["self_approval_forbidden", "not_an_approver", "already_voted", "request_not_pending"] as const satisfies readonly ErrorCode[];
 export type RefusalCode = (typeof REFUSAL_CODES)[number];

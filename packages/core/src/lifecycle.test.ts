@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { REQUEST_STATUSES, canTransition, isTerminal, type RequestStatus } from "./lifecycle.ts";
+import { canTransition, isTerminal, REQUEST_STATUSES, type RequestStatus } from "./lifecycle.ts";
 
 describe("lifecycle", () => {
   it("has exactly the five statuses", () => {

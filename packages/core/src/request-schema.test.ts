@@ -64,12 +64,9 @@ describe("CreateRequestInput: rejected bodies", () => {
     expect(rejectedPaths({ action: "a.b" })).toEqual(["summary"]);
   });
 
-  it.each(["iam", "", ".iam.role", "iam.role.", "iam..role", "iam.role attach", "iam/role.attach", "iam.*", "iàm.role"])(
-    "rejects action %j",
-    (action) => {
-      expect(rejectedPaths({ ...minimal, action })).toEqual(["action"]);
-    },
-  );
+  it.each(["iam", "", ".iam.role", "iam.role.", "iam..role", "iam.role attach", "iam/role.attach", "iam.*", "iàm.role"])("rejects action %j", (action) => {
+    expect(rejectedPaths({ ...minimal, action })).toEqual(["action"]);
+  });
 
   it("rejects an action longer than 200 characters", () => {
     expect(rejectedPaths({ ...minimal, action: `a.${"b".repeat(199)}` })).toEqual(["action"]);

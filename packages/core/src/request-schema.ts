@@ -3,7 +3,10 @@ import { Risk } from "./policy/schema.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
-const Email = z.email().max(320).transform((s) => s.toLowerCase());
+const Email = z
+  .email()
+  .max(320)
+  .transform((s) => s.toLowerCase());
 
 /** The body of POST /v1/requests. Everything the server assigns is absent, and unknown fields are rejected. */
 export const CreateRequestInput = z.strictObject({
@@ -18,9 +21,20 @@ export const CreateRequestInput = z.strictObject({
   risk: Risk.optional(),
   rationale: z.string().max(2000).optional(),
   onBehalfOf: Email.optional(),
-  callbackUrl: z.url({ protocol: /^https?$/ }).max(2000).optional(),
-  expiresIn: z.number().int().min(10).max(7 * 86400).optional(),
-  metadata: z.record(z.string().max(100), z.string().max(500)).refine((m) => Object.keys(m).length <= 50, "at most 50 metadata entries").optional(),
+  callbackUrl: z
+    .url({ protocol: /^https?$/ })
+    .max(2000)
+    .optional(),
+  expiresIn: z
+    .number()
+    .int()
+    .min(10)
+    .max(7 * 86400)
+    .optional(),
+  metadata: z
+    .record(z.string().max(100), z.string().max(500))
+    .refine((m) => Object.keys(m).length <= 50, "at most 50 metadata entries")
+    .optional(),
 });
 export type CreateRequestInput = z.infer<typeof CreateRequestInput>;
 

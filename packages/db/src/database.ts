@@ -5,9 +5,9 @@ import { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
-import { type SqlDriver, pgDriver, pgliteDriver } from "./driver.ts";
+import { pgDriver, pgliteDriver, type SqlDriver } from "./driver.ts";
 import { PrismaClient } from "./generated/prisma/client.ts";
-import { type MigrateResult, loadMigrations, migrate, pendingMigrations } from "./migrate.ts";
+import { loadMigrations, type MigrateResult, migrate, pendingMigrations } from "./migrate.ts";
 
 export type Db = PrismaClient;
 /** The handle passed to code running inside a transaction. */
@@ -20,8 +20,7 @@ export const REQUEST_EVENTS_CHANNEL = "countersign_request_events";
 
 export type DatabaseConfig =
   /** `dataDir` is Countersign's data directory; PGlite's files live in its `pglite/` folder. */
-  | { kind: "pglite"; dataDir: string }
-  | { kind: "postgres"; url: string; poolSize?: number };
+  { kind: "pglite"; dataDir: string } | { kind: "postgres"; url: string; poolSize?: number };
 
 export interface Database {
   kind: "pglite" | "postgres";

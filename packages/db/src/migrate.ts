@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { readFile, readdir } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { SqlDriver } from "./driver.ts";
 
@@ -62,9 +62,7 @@ export async function migrate(driver: SqlDriver, migrations: Migration[]): Promi
     const done = new Map(rows.filter((r) => r.finished_at && !r.rolled_back_at).map((r) => [r.migration_name, r]));
     const failed = rows.filter((r) => !r.finished_at && !r.rolled_back_at);
     if (failed.length > 0) {
-      throw new MigrationError(
-        `migration ${failed[0]?.migration_name} started but never finished; resolve it before starting again`,
-      );
+      throw new MigrationError(`migration ${failed[0]?.migration_name} started but never finished; resolve it before starting again`);
     }
     for (const m of migrations) {
       const prior = done.get(m.name);

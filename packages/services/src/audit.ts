@@ -1,4 +1,4 @@
-import { type Actor, type AuditEventBody, type AuditEventRecord, ChainVerifier, GENESIS_HASH, auditHash } from "@countersign/core";
+import { type Actor, type AuditEventBody, type AuditEventRecord, auditHash, ChainVerifier, GENESIS_HASH } from "@countersign/core";
 import type { Database, Tx } from "@countersign/db";
 
 // Every writer serialises on this transaction-scoped lock just long enough to read the

@@ -49,7 +49,10 @@ const BLOCKED_RANGES = new Set([
 
 export function parseCallbackAllow(spec: string | undefined): { hosts: Set<string>; httpHosts: Set<string>; ranges: Range[]; httpRanges: Range[] } {
   const out = { hosts: new Set<string>(), httpHosts: new Set<string>(), ranges: [] as Range[], httpRanges: [] as Range[] };
-  for (const raw of (spec ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const raw of (spec ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const http = raw.startsWith("http:");
     const entry = (http ? raw.slice(5) : raw).toLowerCase();
     if (entry.includes("/")) {
@@ -115,9 +118,11 @@ export function createCallbackGuard(spec: string | undefined, resolve: (host: st
       } else if (url.protocol !== "https:") {
         throw forbid("callbackUrl must use https");
       }
-      const addresses = ipaddr.isValid(host) ? [host] : await resolve(host).catch(() => {
-        throw forbid(`cannot resolve ${host}`);
-      });
+      const addresses = ipaddr.isValid(host)
+        ? [host]
+        : await resolve(host).catch(() => {
+            throw forbid(`cannot resolve ${host}`);
+          });
       if (addresses.length === 0) throw forbid(`cannot resolve ${host}`);
       for (const a of addresses) checkAddress(host, a);
       return addresses;

@@ -1,7 +1,7 @@
 import { CancelInput, CountersignError } from "@countersign/core";
 import type { ServiceCall } from "./context.ts";
 import { fromZod } from "./errors.ts";
-import { type RequestResource, loadDeliveries, toResource } from "./resource.ts";
+import { loadDeliveries, type RequestResource, toResource } from "./resource.ts";
 import { finishRequest, lockRequest } from "./transition.ts";
 
 /** The requesting key (or an admin) withdraws a pending request. */

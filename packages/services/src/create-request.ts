@@ -5,7 +5,7 @@ import type { ServiceCall } from "./context.ts";
 import { fromZod, isUniqueViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
 import { enqueue } from "./outbox.ts";
-import { type RequestResource, loadRequest, loadResource, toResource } from "./resource.ts";
+import { loadRequest, loadResource, type RequestResource, toResource } from "./resource.ts";
 import { finishRequest } from "./transition.ts";
 
 export interface CreateRequestResult {
@@ -109,7 +109,12 @@ export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown;
       }
       for (const target of decision.notify) {
         if (target.channel.slack && deps.surfaces.slack) {
-          await enqueue(tx, { kind: "slack.post", requestId: id, payload: { requestId: id, destination: target.name, channel: target.channel.slack.channel }, runAt: now });
+          await enqueue(tx, {
+            kind: "slack.post",
+            requestId: id,
+            payload: { requestId: id, destination: target.name, channel: target.channel.slack.channel },
+            runAt: now,
+          });
         }
         if (target.channel.teams && deps.surfaces.teams) {
           await enqueue(tx, {

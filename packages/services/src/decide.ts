@@ -1,10 +1,10 @@
-import { CountersignError, DecisionInput, type RefusalCode, evaluateVote } from "@countersign/core";
+import { CountersignError, DecisionInput, evaluateVote, type RefusalCode } from "@countersign/core";
 import { appendAudit } from "./audit.ts";
 import { requireReviewer } from "./authz.ts";
 import type { ServiceCall } from "./context.ts";
 import { fromZod, isUniqueViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
-import { type RequestResource, loadDeliveries, loadRequest, toResource } from "./resource.ts";
+import { loadDeliveries, loadRequest, type RequestResource, toResource } from "./resource.ts";
 import { enqueueCardUpdates, finishRequest, lockRequest, notifyChanged } from "./transition.ts";
 
 export interface DecideResult {
@@ -53,7 +53,12 @@ export async function decide({ ctx, input }: ServiceCall<{ requestId: string; bo
       });
       await appendAudit(
         tx,
-        { type: "decision.recorded", requestId: row.id, actor: ctx.actor, data: { decision, reason: reason || null, approvals: verdict.approvals, required: row.requiredApprovals } },
+        {
+          type: "decision.recorded",
+          requestId: row.id,
+          actor: ctx.actor,
+          data: { decision, reason: reason || null, approvals: verdict.approvals, required: row.requiredApprovals },
+        },
         now,
       );
       const withVote = (await loadRequest(tx, row.id))!;

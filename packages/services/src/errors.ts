@@ -16,7 +16,9 @@ export function fromZod(error: z.ZodError, root = ""): CountersignError {
 /** Prisma / driver errors that mean the database cannot be reached right now. */
 export function isDatabaseUnavailable(e: unknown): boolean {
   const s = `${(e as { code?: string })?.code ?? ""} ${(e as Error)?.message ?? ""} ${String((e as { cause?: unknown })?.cause ?? "")}`;
-  return /P1001|P1002|P1017|P2024|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection terminated|connection timeout|timeout exceeded when trying to connect|DatabaseNotReachable|the database system is (shutting down|starting up)|terminating connection|Can't reach database|Server has closed the connection|Closed the connection|client has encountered a connection error/i.test(s);
+  return /P1001|P1002|P1017|P2024|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection terminated|connection timeout|timeout exceeded when trying to connect|DatabaseNotReachable|the database system is (shutting down|starting up)|terminating connection|Can't reach database|Server has closed the connection|Closed the connection|client has encountered a connection error/i.test(
+    s,
+  );
 }
 
 export function isUniqueViolation(e: unknown): boolean {

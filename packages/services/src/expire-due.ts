@@ -20,7 +20,7 @@ export async function expireDue(deps: ServiceDeps, batch = 100): Promise<number>
   for (const { id } of due) {
     const done = await deps.db.prisma.$transaction(async (tx) => {
       const row = await lockRequest(tx, id);
-      if (!row || row.status !== "pending" || row.expiresAt > now) return false;
+      if (row?.status !== "pending" || row.expiresAt > now) return false;
       const to = row.onExpire === "deny" ? "denied" : "expired";
       await finishRequest(tx, deps, row, to, "timeout", SWEEPER, now, { expiresAt: row.expiresAt.toISOString(), onExpire: row.onExpire });
       return true;

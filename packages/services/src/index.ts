@@ -1,3 +1,4 @@
+export * from "./admin-ops.ts";
 export * from "./audit.ts";
 export * from "./authz.ts";
 export * from "./callback-guard.ts";
@@ -14,4 +15,3 @@ export * from "./read-requests.ts";
 export * from "./receipts.ts";
 export * from "./resource.ts";
 export * from "./transition.ts";
-export * from "./admin-ops.ts";

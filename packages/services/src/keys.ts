@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { type Actor, CountersignError, SCOPES, type Scope, isPrincipal, normalizePrincipal, sha256Hex } from "@countersign/core";
+import { type Actor, CountersignError, isPrincipal, normalizePrincipal, SCOPES, type Scope, sha256Hex } from "@countersign/core";
 import type { Database } from "@countersign/db";
 import { z } from "zod";
 import { appendAudit } from "./audit.ts";

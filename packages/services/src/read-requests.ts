@@ -2,7 +2,7 @@ import { CountersignError, REQUEST_ID, REQUEST_STATUSES, type RequestStatus } fr
 import { canRead } from "./authz.ts";
 import type { ServiceCall } from "./context.ts";
 import { invalid } from "./errors.ts";
-import { type RequestResource, REQUEST_INCLUDE, loadDeliveries, loadRequest, toResource } from "./resource.ts";
+import { loadDeliveries, loadRequest, REQUEST_INCLUDE, type RequestResource, toResource } from "./resource.ts";
 
 export function assertRequestId(id: string): void {
   if (!REQUEST_ID.test(id)) throw new CountersignError("not_found", `no request ${id.slice(0, 64)}: not a request id`);

@@ -1,10 +1,10 @@
-import { type Actor, type TerminalStatus, canTransition } from "@countersign/core";
+import { type Actor, canTransition, type TerminalStatus } from "@countersign/core";
 import { REQUEST_EVENTS_CHANNEL, type Tx } from "@countersign/db";
 import { appendAudit } from "./audit.ts";
 import type { ServiceDeps } from "./context.ts";
 import { enqueue } from "./outbox.ts";
 import type { ReceiptClaims } from "./receipts.ts";
-import { type RequestRow, loadRequest, toResource } from "./resource.ts";
+import { loadRequest, type RequestRow, toResource } from "./resource.ts";
 
 /** Tells every process (via NOTIFY, delivered on commit) that this request changed. */
 export async function notifyChanged(tx: Tx, requestId: string): Promise<void> {

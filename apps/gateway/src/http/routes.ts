@@ -1,14 +1,5 @@
 import { CountersignError, MAX_BODY_BYTES } from "@countersign/core";
-import {
-  type ServiceDeps,
-  assertRequestId,
-  cancelRequest,
-  createRequest,
-  decide,
-  getRequest,
-  listAudit,
-  listRequests,
-} from "@countersign/services";
+import { assertRequestId, cancelRequest, createRequest, decide, getRequest, listAudit, listRequests, type ServiceDeps } from "@countersign/services";
 import express, { type NextFunction, type Request, type Response, Router } from "express";
 import { agentActor, readerActor, requireKey, reviewerActor } from "./auth.ts";
 import { rateLimitByKey } from "./rate-limit.ts";
@@ -33,14 +24,17 @@ function intParam(value: unknown, name: string, min: number, max: number): numbe
   if (value === undefined) return undefined;
   const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new CountersignError("invalid_request", `${name} must be an integer from ${min} to ${max}.`, { errors: [{ path: name, message: `an integer from ${min} to ${max}` }] });
+    throw new CountersignError("invalid_request", `${name} must be an integer from ${min} to ${max}.`, {
+      errors: [{ path: name, message: `an integer from ${min} to ${max}` }],
+    });
   }
   return n;
 }
 
 function single(value: unknown, name: string): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== "string") throw new CountersignError("invalid_request", `${name} must be given once.`, { errors: [{ path: name, message: "given once" }] });
+  if (typeof value !== "string")
+    throw new CountersignError("invalid_request", `${name} must be given once.`, { errors: [{ path: name, message: "given once" }] });
   return value;
 }
 
@@ -53,7 +47,10 @@ export function apiRouter(deps: ServiceDeps, waiters: Waiters, opts: { rateLimit
     const idem = req.get("idempotency-key");
     const result = await createRequest({ ctx: ctx(req, agentActor(req.apiKey!)), input: { body: req.body, idempotencyKey: idem } });
     if (result.replayed) res.setHeader("Idempotent-Replayed", "true");
-    res.status(result.replayed ? 200 : 201).location(result.resource.links.self).json(result.resource);
+    res
+      .status(result.replayed ? 200 : 201)
+      .location(result.resource.links.self)
+      .json(result.resource);
   });
 
   r.get("/requests", requireKey(db, "decisions", "admin"), async (req, res) => {

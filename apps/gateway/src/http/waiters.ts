@@ -1,4 +1,4 @@
-import { REQUEST_EVENTS_CHANNEL, type Database } from "@countersign/db";
+import { type Database, REQUEST_EVENTS_CHANNEL } from "@countersign/db";
 
 /**
  * Long-poll waiters, woken the moment a change to their request commits. Every state

@@ -1,9 +1,9 @@
-import { CALLBACK_SCHEDULE, type CallbackGuard, type ClaimedJob } from "@countersign/services";
+import { lookup as dnsLookup } from "node:dns";
 import type { Database } from "@countersign/db";
+import { CALLBACK_SCHEDULE, type CallbackGuard, type ClaimedJob } from "@countersign/services";
 import { Webhook } from "standardwebhooks";
 import { Agent, request } from "undici";
 import type { JobResult } from "./relay.ts";
-import { lookup as dnsLookup } from "node:dns";
 
 const TIMEOUT_MS = 15_000;
 

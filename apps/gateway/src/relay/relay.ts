@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { Logger } from "@countersign/core";
-import { REQUEST_EVENTS_CHANNEL, type Database } from "@countersign/db";
-import { type ClaimedJob, type JobKind, claimJobs, isDatabaseUnavailable, settleJob } from "@countersign/services";
+import { type Database, REQUEST_EVENTS_CHANNEL } from "@countersign/db";
+import { type ClaimedJob, claimJobs, isDatabaseUnavailable, type JobKind, settleJob } from "@countersign/services";
 
 export type JobResult =
   | { ok: true; httpStatus?: number }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { evaluateVote } from "../decision.ts";
 import { BUILTIN_POLICY } from "./builtin.ts";
 import { parseDuration } from "./duration.ts";
-import { DEFAULT_EXPIRES_IN_SECONDS, MAX_EXPIRES_IN_SECONDS, evaluatePolicy, ruleMatches, type PolicySubject } from "./evaluate.ts";
+import { DEFAULT_EXPIRES_IN_SECONDS, evaluatePolicy, MAX_EXPIRES_IN_SECONDS, type PolicySubject, ruleMatches } from "./evaluate.ts";
 import { parsePolicy } from "./load.ts";
 import { PolicyFile, type Rule } from "./schema.ts";
 

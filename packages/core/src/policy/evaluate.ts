@@ -1,6 +1,6 @@
 import picomatch from "picomatch";
-import type { Channel, Effect, PolicyFile, Risk, Rule } from "./schema.ts";
 import { parseDuration } from "./duration.ts";
+import type { Channel, Effect, PolicyFile, Risk, Rule } from "./schema.ts";
 
 export const DEFAULT_EXPIRES_IN_SECONDS = 3600;
 export const MAX_EXPIRES_IN_SECONDS = 7 * 86400;
@@ -67,7 +67,16 @@ export function evaluatePolicy(policy: PolicyFile, s: PolicySubject, requestedEx
     };
   }
   if (rule.effect !== "require_approval") {
-    return { effect: rule.effect, ruleId: rule.id, approverGroups: [], eligible: [], requiredApprovals: 0, notify: [], expiresInSeconds: 0, onExpire: "expire" };
+    return {
+      effect: rule.effect,
+      ruleId: rule.id,
+      approverGroups: [],
+      eligible: [],
+      requiredApprovals: 0,
+      notify: [],
+      expiresInSeconds: 0,
+      onExpire: "expire",
+    };
   }
   const approvers = rule.approvers ?? [];
   const eligible = approvers.includes("*")

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { formatYamlPath, loadPolicyFile, parsePolicy, PolicyError, type PolicyProblem } from "./load.ts";
+import { formatYamlPath, loadPolicyFile, PolicyError, type PolicyProblem, parsePolicy } from "./load.ts";
 import { PolicyFile } from "./schema.ts";
 
 const EXAMPLE_POLICY = `version: 1
@@ -149,13 +149,7 @@ describe("parsePolicy: defaults and normalisation", () => {
 
   it("accepts a Teams channel on a skype thread with a team, and a channel with both destinations", () => {
     const p = parsePolicy(
-      lines(
-        "version: 1",
-        "channels:",
-        "  both:",
-        "    slack: { channel: G01ABCDEF }",
-        "    teams: { channel: '19:xyz@thread.skype', team: eng }",
-      ),
+      lines("version: 1", "channels:", "  both:", "    slack: { channel: G01ABCDEF }", "    teams: { channel: '19:xyz@thread.skype', team: eng }"),
     );
     expect(p.channels.both).toEqual({ slack: { channel: "G01ABCDEF" }, teams: { channel: "19:xyz@thread.skype", team: "eng" } });
   });
@@ -193,15 +187,7 @@ describe("parsePolicy: errors carry YAML path, 1-based line/column and message",
   });
 
   it("unknown rule key: path and line name the key itself", () => {
-    const text = lines(
-      "version: 1",
-      "rules:",
-      "  - id: first",
-      "    effect: allow",
-      "  - id: second",
-      "    effect: deny",
-      "    colour: red",
-    );
+    const text = lines("version: 1", "rules:", "  - id: first", "    effect: allow", "  - id: second", "    effect: deny", "    colour: red");
     const p = onlyProblem(text);
     expect(p.path).toBe("rules[1].colour");
     expect(p.message).toContain('"colour"');
@@ -287,16 +273,7 @@ describe("parsePolicy: errors carry YAML path, 1-based line/column and message",
   });
 
   it("duplicate rule id: reported at the second occurrence", () => {
-    const text = lines(
-      "version: 1",
-      "rules:",
-      "  - id: same",
-      "    effect: allow",
-      "  - id: other",
-      "    effect: deny",
-      "  - id: same",
-      "    effect: deny",
-    );
+    const text = lines("version: 1", "rules:", "  - id: same", "    effect: allow", "  - id: other", "    effect: deny", "  - id: same", "    effect: deny");
     const p = onlyProblem(text);
     expect(p.path).toBe("rules[2].id");
     expect(p.message).toBe('duplicate rule id "same"');
@@ -305,14 +282,7 @@ describe("parsePolicy: errors carry YAML path, 1-based line/column and message",
   });
 
   it.each(["15 minutes", "0s", "1.5h", "-5", "forever", "10w"])("bad duration %j", (dur) => {
-    const text = lines(
-      "version: 1",
-      "rules:",
-      "  - id: a",
-      "    effect: require_approval",
-      "    approvers: ['*']",
-      `    expiresIn: ${dur}`,
-    );
+    const text = lines("version: 1", "rules:", "  - id: a", "    effect: require_approval", "    approvers: ['*']", `    expiresIn: ${dur}`);
     const p = onlyProblem(text);
     expect(p.path).toBe("rules[0].expiresIn");
     expect(p.line).toBe(6);

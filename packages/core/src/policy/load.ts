@@ -52,7 +52,10 @@ export function parsePolicy(text: string, file = "<policy>"): PolicyFile {
   }
   const parsed = PolicyFile.safeParse(doc.toJS() ?? {});
   if (!parsed.success) {
-    throw new PolicyError(file, parsed.error.issues.map((issue) => locate(issue, doc, at)));
+    throw new PolicyError(
+      file,
+      parsed.error.issues.map((issue) => locate(issue, doc, at)),
+    );
   }
   return normalize(parsed.data);
 }
@@ -65,7 +68,9 @@ function locate(
   // An unknown key is reported at the key itself, not at the mapping that holds it.
   const path = [...(issue.path as PropertyKey[])];
   if (issue.code === "unrecognized_keys" && issue.keys.length > 0) {
-    const map = (path.length === 0 ? doc.contents : doc.getIn(path as unknown[], true)) as { items?: { key: { value?: unknown; range?: [number, number, number] } }[] } | undefined;
+    const map = (path.length === 0 ? doc.contents : doc.getIn(path as unknown[], true)) as
+      | { items?: { key: { value?: unknown; range?: [number, number, number] } }[] }
+      | undefined;
     const pair = map?.items?.find((it) => it.key?.value === issue.keys[0]);
     if (pair?.key?.range) {
       return { path: formatYamlPath([...path, issue.keys[0] as string]), ...at(pair.key.range[0]), message: issue.message };

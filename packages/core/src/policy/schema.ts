@@ -47,7 +47,7 @@ export const Rule = z
   })
   .superRefine((r, ctx) => {
     if (r.effect === "require_approval" && !r.approvers) {
-      ctx.addIssue({ code: "custom", path: ["approvers"], message: "require_approval needs approvers (group names, emails, or \"*\")" });
+      ctx.addIssue({ code: "custom", path: ["approvers"], message: 'require_approval needs approvers (group names, emails, or "*")' });
     }
     if (r.effect !== "require_approval") {
       for (const k of ["approvers", "approvals", "notify", "expiresIn", "onExpire"] as const) {
