@@ -15,3 +15,4 @@ export * from "./read-requests.ts";
 export * from "./receipts.ts";
 export * from "./resource.ts";
 export * from "./transition.ts";
+export * from "./chat-cards.ts";
