@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CancelInput, CreateRequestInput, DecisionInput, MAX_BODY_BYTES } from "./request-schema.ts";
+import { CancelInput, CreateRequestInput, DecisionInput, jsonDepth, MAX_BODY_BYTES, MAX_PARAMS_DEPTH } from "./request-schema.ts";
 
 const full = {
   action: "iam.role.attach",
@@ -159,5 +159,31 @@ describe("CancelInput", () => {
     expect(CancelInput.parse({})).toEqual({});
     expect(CancelInput.parse({ reason: " done " })).toEqual({ reason: "done" });
     expect(CancelInput.safeParse({ force: true }).success).toBe(false);
+  });
+});
+
+describe("params nesting limit", () => {
+  const nest = (depth: number) => {
+    const root: Record<string, unknown> = {};
+    let cur = root;
+    for (let i = 1; i < depth; i++) {
+      const next: Record<string, unknown> = {};
+      cur.a = next;
+      cur = next;
+    }
+    return root;
+  };
+
+  it("accepts params nested exactly MAX_PARAMS_DEPTH levels", () => {
+    expect(jsonDepth(nest(MAX_PARAMS_DEPTH))).toBe(MAX_PARAMS_DEPTH);
+    expect(CreateRequestInput.safeParse({ action: "a.b", summary: "s", params: nest(MAX_PARAMS_DEPTH) }).success).toBe(true);
+  });
+
+  it("refuses one level deeper, and hostile depth without exhausting the stack", () => {
+    for (const depth of [MAX_PARAMS_DEPTH + 1, 100_000]) {
+      const r = CreateRequestInput.safeParse({ action: "a.b", summary: "s", params: nest(depth) });
+      expect(r.success).toBe(false);
+      expect(r.error?.issues[0]?.path).toEqual(["params"]);
+    }
   });
 });
