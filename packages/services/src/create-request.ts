@@ -53,7 +53,7 @@ export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown;
 
   try {
     const row = await deps.db.prisma.$transaction(async (tx) => {
-      await tx.approvalRequest.create({
+      const inserted = await tx.approvalRequest.create({
         data: {
           id,
           apiKeyId: agent.keyId,
@@ -84,7 +84,8 @@ export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown;
           createdAt: now,
         },
       });
-      const created = (await loadRequest(tx, id))!;
+      // A new request has no decisions or cards yet; no need to read it back.
+      const created = { ...inserted, decisions: [], messages: [] };
       await appendAudit(
         tx,
         {
