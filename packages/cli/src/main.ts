@@ -17,6 +17,8 @@ import { EnvError, type GatewayEnv, parseEnv, main as startMain } from "@counter
 import { Command, CommanderError, Option } from "commander";
 import { openAdmin } from "./admin-client.ts";
 import { formatTable, progress } from "./output.ts";
+import { registerReceiptCommands } from "./receipt-commands.ts";
+import { registerTeamsCommands } from "./teams-package.ts";
 
 class CliError extends Error {}
 
@@ -263,6 +265,9 @@ export function buildProgram(): Command {
         throw new CliError(`audit chain broken at seq ${b.seq}: ${b.problem} (${b.detail})`);
       }
     });
+
+  registerTeamsCommands(program);
+  registerReceiptCommands(program, env);
 
   return program;
 }
