@@ -39,13 +39,16 @@ export interface StartGatewayOptions {
 function waitForListen(child: ChildProcess, logs: string[], timeoutMs = 60_000): Promise<number> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`gateway did not start in ${timeoutMs} ms:\n${logs.join("")}`)), timeoutMs);
-    // Keeps capturing stdout after start-up, so tests can inspect everything the gateway logged.
+    // Keeps capturing stdout after start-up, so tests can inspect everything the gateway logged,
+    // and looks for "listening" in this process's output only (a restart must not match the old one's).
     let listening = false;
+    const own: string[] = [];
     const onData = (chunk: Buffer) => {
       const text = chunk.toString();
       logs.push(text);
       if (listening) return;
-      const m = /listening on http:\/\/[^:]+:(\d+)/.exec(text) ?? /listening on http:\/\/[^:]+:(\d+)/.exec(logs.slice(-2).join(""));
+      own.push(text);
+      const m = /listening on http:\/\/[^:]+:(\d+)/.exec(own.slice(-2).join(""));
       if (m) {
         listening = true;
         clearTimeout(timer);

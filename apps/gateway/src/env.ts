@@ -30,6 +30,8 @@ export const GatewayEnv = z.object({
   COUNTERSIGN_RATE_BURST: z.coerce.number().min(1).default(100),
   COUNTERSIGN_RELAY_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(200),
   COUNTERSIGN_SWEEP_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  // Test-only: multiplies outbox retry backoff (never Retry-After) so retry schedules run in seconds.
+  COUNTERSIGN_RETRY_SCALE: z.coerce.number().positive().max(1).default(1),
   COUNTERSIGN_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   COUNTERSIGN_METRICS_PUBLIC: bool.default(false),
   LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),
@@ -67,6 +69,9 @@ function crossCheck(e: Record<string, string | undefined>): { path: string; mess
   const missing = sovereign.filter((k) => !e[k]);
   if (missing.length > 0 && missing.length < sovereign.length) {
     out.push({ path: missing[0] as string, message: `sovereign-cloud overrides are all set or none; missing: ${missing.join(", ")}` });
+  }
+  if (e.COUNTERSIGN_RETRY_SCALE !== undefined && Number(e.COUNTERSIGN_RETRY_SCALE) !== 1 && e.NODE_ENV === "production") {
+    out.push({ path: "COUNTERSIGN_RETRY_SCALE", message: "is a test-only setting and is refused when NODE_ENV=production" });
   }
   if (on(e.TEAMS_DEV_NO_AUTH) && e.NODE_ENV === "production") {
     out.push({ path: "TEAMS_DEV_NO_AUTH", message: "is refused when NODE_ENV=production" });

@@ -52,10 +52,12 @@ export interface MigrateResult {
 
 export async function migrate(driver: SqlDriver, migrations: Migration[]): Promise<MigrateResult> {
   const result: MigrateResult = { applied: [], alreadyApplied: [] };
-  await driver.exec(MIGRATIONS_TABLE);
   // A session-level advisory lock: several replicas booting at once apply each migration once.
+  // Taken before creating the bookkeeping table: concurrent CREATE TABLE IF NOT EXISTS on a
+  // fresh database races in PostgreSQL (duplicate key in pg_type).
   await driver.query(`SELECT pg_advisory_lock(${PRISMA_ADVISORY_LOCK})`);
   try {
+    await driver.exec(MIGRATIONS_TABLE);
     const rows = await driver.query<{ migration_name: string; checksum: string; finished_at: Date | null; rolled_back_at: Date | null }>(
       `SELECT migration_name, checksum, finished_at, rolled_back_at FROM "_prisma_migrations"`,
     );

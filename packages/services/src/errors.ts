@@ -6,10 +6,13 @@ export function invalid(message: string, errors?: FieldError[]): CountersignErro
 }
 
 export function fromZod(error: z.ZodError, root = ""): CountersignError {
-  const errors = error.issues.map((i) => ({
-    path: [root, ...i.path.map(String)].filter(Boolean).join("."),
-    message: i.code === "unrecognized_keys" ? `unknown field(s): ${i.keys.join(", ")}` : i.message,
-  }));
+  const at = (path: PropertyKey[]) => [root, ...path.map(String)].filter(Boolean).join(".");
+  // Each unknown field is reported at its own path, so a client can point at the field.
+  const errors = error.issues.flatMap((i) =>
+    i.code === "unrecognized_keys"
+      ? i.keys.map((k) => ({ path: at([...i.path, k]), message: "unknown field" }))
+      : [{ path: at(i.path as PropertyKey[]), message: i.message }],
+  );
   return invalid("The request body is not valid.", errors);
 }
 
