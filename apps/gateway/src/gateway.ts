@@ -1,5 +1,5 @@
 import { chmodSync, existsSync } from "node:fs";
-import type { Server } from "node:http";
+import { createServer, type RequestListener, type Server } from "node:http";
 import { join, resolve } from "node:path";
 import { BUILTIN_POLICY, type Logger, loadPolicyFile, type PolicyFile } from "@countersign/core";
 import { acquireDataDirLock, type Database, databaseConfigFrom, openDatabase, socketPath } from "@countersign/db";
@@ -18,6 +18,7 @@ import type { GatewayEnv } from "./env.ts";
 import { createApp } from "./http/app.ts";
 import { Waiters } from "./http/waiters.ts";
 import { createLogger } from "./logger.ts";
+import { createMetrics, metricsRoute, startMetricsServer } from "./metrics.ts";
 import { callbackBackoffMs, callbackHandler } from "./relay/callback.ts";
 import { Relay } from "./relay/relay.ts";
 import type { ChatSurface } from "./surface.ts";
@@ -72,67 +73,24 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
     const migrated = await db.migrate();
     if (migrated.applied.length) log.info("applied migrations", { applied: migrated.applied });
 
-    const publicUrl = (env.COUNTERSIGN_PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, "");
-    const receipts = await createReceiptSigner({
-      issuer: publicUrl,
-      ttlSeconds: env.COUNTERSIGN_RECEIPT_TTL,
-      keyFile: join(dataDir, "receipt-keys.json"),
-      ...(env.COUNTERSIGN_RECEIPT_KEY ? { envKey: env.COUNTERSIGN_RECEIPT_KEY } : {}),
-    });
-    if (db.kind === "postgres" && !env.COUNTERSIGN_RECEIPT_KEY) {
-      log.warn("COUNTERSIGN_RECEIPT_KEY is not set: this replica signs receipts with a key from its own data directory; give every replica the same key");
-    }
-
-    const surfaceFlags = { slack: Boolean(env.SLACK_BOT_TOKEN), teams: Boolean(env.TEAMS_APP_ID || env.TEAMS_DEV_NO_AUTH) };
-    const deps: ServiceDeps = {
-      db,
-      logger: log,
-      policy: () => policy,
-      receipts,
-      callbackGuard: createCallbackGuard(env.COUNTERSIGN_CALLBACK_ALLOW),
-      surfaces: surfaceFlags,
-      publicUrl,
-      clock: () => new Date(),
+    // Listen before anything else needs the port: with PORT=0 the default public URL (and so
+    // the receipt issuer) must name the port actually bound. Until the app is ready, callers
+    // get a 503 rather than a refused connection.
+    let handler: RequestListener = (_req, res) => {
+      res.writeHead(503, { "content-type": "application/problem+json", "retry-after": "1" }).end(
+        JSON.stringify({
+          type: "https://countersign.dev/errors/service_unavailable",
+          title: "Service unavailable",
+          status: 503,
+          code: "service_unavailable",
+          detail: "The gateway is starting.",
+        }),
+      );
     };
-    log.info("policy loaded", { source, rules: policy.rules.length });
-
-    const surfaces = buildSurfaces ? await buildSurfaces(deps, log) : [];
-    if (!surfaceFlags.slack) log.info("Slack is not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET); running without Slack");
-    if (!surfaceFlags.teams) log.info("Microsoft Teams is not configured (TEAMS_APP_ID...); running without Teams");
-
-    const waiters = new Waiters(db);
-    await waiters.start();
-    cleanups.unshift(() => waiters.stop());
-
-    const relay = new Relay({
-      db,
-      log,
-      pollMs: env.COUNTERSIGN_RELAY_POLL_MS,
-      handlers: {
-        callback: callbackHandler(db, deps.callbackGuard, `Countersign/${VERSION}`),
-        ...Object.assign({}, ...surfaces.map((s) => s.handlers)),
-      },
-      backoff: (job: ClaimedJob) =>
-        job.kind === "callback" ? callbackBackoffMs(job) : Math.round(chatBackoffSeconds(job.attempts) * 1000 * (0.8 + Math.random() * 0.4)),
-    });
-
-    const app = createApp({
-      deps,
-      waiters,
-      log,
-      rateLimit: env.COUNTERSIGN_RATE_LIMIT,
-      rateBurst: env.COUNTERSIGN_RATE_BURST,
-      rawRouters: surfaces.flatMap((s) => (s.mount ? [s.mount] : [])),
-      ready: async () => {
-        await db.ping();
-        const pending = await db.pendingMigrations();
-        return { ok: pending.length === 0, detail: { database: db.kind, pendingMigrations: pending } };
-      },
-    });
-
-    const server: Server = await new Promise((resolveListen, reject) => {
-      const s = app.listen(env.PORT, env.HOST, () => resolveListen(s));
-      s.on("error", reject);
+    const server: Server = createServer((req, res) => handler(req, res));
+    await new Promise<void>((resolveListen, reject) => {
+      server.once("error", reject);
+      server.listen(env.PORT, env.HOST, () => resolveListen());
     });
     // A slow client must not hold a connection: bound header and body time.
     server.headersTimeout = 10_000;
@@ -145,6 +103,79 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
           server.closeAllConnections();
         }),
     );
+    const bound = server.address();
+    const boundPort = typeof bound === "object" && bound ? bound.port : env.PORT;
+    const publicUrl = (env.COUNTERSIGN_PUBLIC_URL ?? `http://localhost:${boundPort}`).replace(/\/$/, "");
+    const receipts = await createReceiptSigner({
+      issuer: publicUrl,
+      ttlSeconds: env.COUNTERSIGN_RECEIPT_TTL,
+      keyFile: join(dataDir, "receipt-keys.json"),
+      ...(env.COUNTERSIGN_RECEIPT_KEY ? { envKey: env.COUNTERSIGN_RECEIPT_KEY } : {}),
+    });
+    if (db.kind === "postgres" && !env.COUNTERSIGN_RECEIPT_KEY) {
+      log.warn("COUNTERSIGN_RECEIPT_KEY is not set: this replica signs receipts with a key from its own data directory; give every replica the same key");
+    }
+
+    const metrics = createMetrics({ db, log });
+    const surfaceFlags = { slack: Boolean(env.SLACK_BOT_TOKEN), teams: Boolean(env.TEAMS_APP_ID || env.TEAMS_DEV_NO_AUTH) };
+    const deps: ServiceDeps = {
+      db,
+      logger: log,
+      policy: () => policy,
+      receipts,
+      callbackGuard: createCallbackGuard(env.COUNTERSIGN_CALLBACK_ALLOW),
+      surfaces: surfaceFlags,
+      publicUrl,
+      clock: () => new Date(),
+      events: metrics.observe,
+    };
+    log.info("policy loaded", { source, rules: policy.rules.length });
+
+    const surfaces = buildSurfaces ? await buildSurfaces(deps, log) : [];
+    if (!surfaceFlags.slack) log.info("Slack is not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET); running without Slack");
+    if (!surfaceFlags.teams) log.info("Microsoft Teams is not configured (TEAMS_APP_ID...); running without Teams");
+
+    const waiters = new Waiters(db);
+    await waiters.start();
+    cleanups.unshift(() => waiters.stop());
+    metrics.observeWaiters(waiters);
+
+    const relay = new Relay({
+      db,
+      log,
+      pollMs: env.COUNTERSIGN_RELAY_POLL_MS,
+      onSettled: metrics.onSettled,
+      handlers: {
+        callback: callbackHandler(db, deps.callbackGuard, `Countersign/${VERSION}`),
+        ...Object.assign({}, ...surfaces.map((s) => s.handlers)),
+      },
+      // COUNTERSIGN_RETRY_SCALE (test-only; always 1 in production) shrinks the schedule. Retry-After is still honoured in full.
+      backoff: (job: ClaimedJob) =>
+        env.COUNTERSIGN_RETRY_SCALE *
+        (job.kind === "callback" ? callbackBackoffMs(job) : Math.round(chatBackoffSeconds(job.attempts) * 1000 * (0.8 + Math.random() * 0.4))),
+    });
+
+    const app = createApp({
+      deps,
+      waiters,
+      log,
+      rateLimit: env.COUNTERSIGN_RATE_LIMIT,
+      rateBurst: env.COUNTERSIGN_RATE_BURST,
+      rawRouters: surfaces.flatMap((s) => (s.mount ? [s.mount] : [])),
+      // With COUNTERSIGN_METRICS_PORT, /metrics lives only on that port.
+      metrics: env.COUNTERSIGN_METRICS_PORT ? undefined : metricsRoute(metrics, db, env.COUNTERSIGN_METRICS_PUBLIC),
+      ready: async () => {
+        await db.ping();
+        const pending = await db.pendingMigrations();
+        return { ok: pending.length === 0, detail: { database: db.kind, pendingMigrations: pending } };
+      },
+    });
+
+    handler = app;
+    if (env.COUNTERSIGN_METRICS_PORT) {
+      const metricsServer = await startMetricsServer(metrics, env.HOST, env.COUNTERSIGN_METRICS_PORT, log);
+      cleanups.unshift(() => new Promise<void>((r) => metricsServer.close(() => r())));
+    }
 
     for (const s of surfaces) {
       await s.start?.();

@@ -2,7 +2,7 @@ import { request } from "node:http";
 import { resolve } from "node:path";
 import { type AuditEventRecord, CountersignError, type ErrorCode } from "@countersign/core";
 import { acquireDataDirLock, type Database, databaseConfigFrom, openDatabase, readLock } from "@countersign/db";
-import type { GatewayEnv } from "@countersign/gateway";
+import type { GatewayEnv } from "@countersign/gateway/env";
 import { type AdminOps, adminOps, createCallbackGuard, type ServiceDeps } from "@countersign/services";
 
 export interface AdminSession {
@@ -35,8 +35,8 @@ function callSocket(socket: string, method: string, path: string, body?: unknown
 async function viaSocket<T>(socket: string, method: string, path: string, body?: unknown): Promise<T> {
   const r = await callSocket(socket, method, path, body);
   if (r.status >= 400) {
-    const p = JSON.parse(r.text) as { code: ErrorCode; detail: string };
-    throw new CountersignError(p.code, p.detail);
+    const p = JSON.parse(r.text) as { code: ErrorCode; detail: string; errors?: { path: string; message: string }[] };
+    throw new CountersignError(p.code, p.detail, p.errors ? { errors: p.errors } : {});
   }
   return JSON.parse(r.text) as T;
 }
@@ -105,10 +105,16 @@ export async function openAdmin(env: GatewayEnv): Promise<AdminSession> {
     const release = acquireDataDirLock(dataDir, { role: "cli" });
     try {
       const db = await openDatabase(config);
-      // Operator commands on a fresh data directory should just work, as the gateway would.
-      await db.migrate();
+      // Operator commands on a fresh data directory should just work, as the gateway would;
+      // `migrate` then reports what this first pass applied.
+      const migrated = await db.migrate();
+      const ops = adminOps(cliDeps(db));
+      ops.migrate = async () => {
+        const again = await db.migrate();
+        return { applied: migrated.applied, alreadyApplied: again.alreadyApplied.filter((m) => !migrated.applied.includes(m)) };
+      };
       return {
-        ops: adminOps(cliDeps(db)),
+        ops,
         via: "direct",
         close: async () => {
           await db.close();

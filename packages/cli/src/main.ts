@@ -1,5 +1,5 @@
 #!/usr/bin/env -S npx tsx
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { resolve } from "node:path";
 import {
   type AuditEventRecord,
@@ -7,20 +7,54 @@ import {
   ChainVerifier,
   CountersignError,
   evaluatePolicy,
+  isPrincipal,
   loadPolicyFile,
   PolicyError,
   type PolicyFile,
+  REQUEST_STATUSES,
   RISKS,
+  SCOPES,
 } from "@countersign/core";
 import { DataDirLockedError } from "@countersign/db";
-import { EnvError, type GatewayEnv, parseEnv, main as startMain } from "@countersign/gateway";
-import { Command, CommanderError, Option } from "commander";
+import { EnvError, type GatewayEnv, parseEnv } from "@countersign/gateway/env";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { openAdmin } from "./admin-client.ts";
 import { formatTable, progress } from "./output.ts";
 import { registerReceiptCommands } from "./receipt-commands.ts";
 import { registerTeamsCommands } from "./teams-package.ts";
 
 class CliError extends Error {}
+
+/** Ends the command with this status; what went wrong was already printed (e.g. as --json). */
+class ExitStatus extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+function intArg(min: number, max: number) {
+  return (value: string): number => {
+    const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+/** Policy problems, one per line, as `file:line:column: path: message` (editors can jump to them). */
+function policyProblems(e: PolicyError): string[] {
+  return e.problems.map((p) => (p.line > 0 ? `${e.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}` : `${e.file}: ${p.message}`));
+}
+
+/** One line saying what went wrong. */
+function reason(e: unknown): string {
+  if (e instanceof CountersignError) {
+    const fields = e.errors?.length ? ` (${e.errors.map((f) => (f.path ? `${f.path}: ${f.message}` : f.message)).join("; ")})` : "";
+    return `${e.code}: ${e.message}${fields}`;
+  }
+  if (e instanceof EnvError) return e.message.replace(/:\n\s+/, ": ").replace(/\n\s+/g, "; ");
+  if (e instanceof CliError || e instanceof DataDirLockedError) return e.message;
+  return `unexpected error: ${(e as Error)?.message ?? String(e)}`;
+}
 
 function env(): GatewayEnv {
   return parseEnv(process.env);
@@ -43,13 +77,16 @@ export function buildProgram(): Command {
   const program = new Command("countersign")
     .description("Countersign: action-level approvals for agents, pipelines and scripts")
     .version("0.1.0")
-    .showHelpAfterError()
+    // Usage errors are one line too: "countersign: <reason> (see --help)". Inherited by every subcommand.
+    .configureOutput({ outputError: (str, write) => write(`countersign: ${str.replace(/^error: /, "").trim()} (see --help)\n`) })
     .exitOverride();
 
   program
     .command("start")
     .description("run the gateway (embedded database unless DATABASE_URL is set)")
     .action(async () => {
+      // Loaded only for `start`: the gateway pulls in Bolt and botbuilder, which other commands never need.
+      const { main: startMain } = await import("@countersign/gateway");
       await startMain();
       await new Promise(() => {});
     });
@@ -77,6 +114,11 @@ export function buildProgram(): Command {
         .split(",")
         .map((s) => s.trim())
         .filter(Boolean);
+      const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
+      if (scopes.length === 0 || unknown.length > 0) {
+        throw new CliError(`--scopes: ${unknown.length ? `unknown scope ${unknown.map((s) => `"${s}"`).join(", ")}` : "none given"}; use ${SCOPES.join(", ")}`);
+      }
+      if (!isPrincipal(o.owner.trim())) throw new CliError(`--owner must be an email address, got "${o.owner}"`);
       const k = await withAdmin((ops) => ops.createKey({ name: o.name, owner: o.owner, scopes }));
       if (o.json) return print(k);
       print(`key:            ${k.key}`);
@@ -127,7 +169,16 @@ export function buildProgram(): Command {
     .description("validate a policy file (default: COUNTERSIGN_POLICY_FILE or ./countersign.yaml)")
     .option("--json", "print JSON")
     .action((file: string | undefined, o: { json?: boolean }) => {
-      const { policy: p, source } = loadPolicyArg(file);
+      let loaded: ReturnType<typeof loadPolicyArg>;
+      try {
+        loaded = loadPolicyArg(file);
+      } catch (e) {
+        if (!(e instanceof PolicyError)) throw e;
+        if (o.json) print({ ok: false, source: e.file, problems: e.problems });
+        else process.stderr.write(`${policyProblems(e).join("\n")}\n`);
+        throw new ExitStatus(1);
+      }
+      const { policy: p, source } = loaded;
       if (o.json) return print({ ok: true, source, rules: p.rules.length, groups: Object.keys(p.groups).length, channels: Object.keys(p.channels).length });
       print(`${source}: ok (${p.rules.length} rules, ${Object.keys(p.groups).length} groups, ${Object.keys(p.channels).length} channels)`);
     });
@@ -161,17 +212,17 @@ export function buildProgram(): Command {
   requests
     .command("list")
     .description("list requests, newest first")
-    .option("--status <status>", "pending, approved, denied, expired or cancelled")
-    .option("--action <action>")
-    .option("--limit <n>", "page size (1-200)", "50")
+    .addOption(new Option("--status <status>", "only requests in this state").choices([...REQUEST_STATUSES]))
+    .option("--action <action>", "only this action")
+    .option("--limit <n>", "page size (1-200)", intArg(1, 200), 50)
     .option("--cursor <id>", "continue after this request id")
     .option("--json", "print JSON")
-    .action(async (o: { status?: string; action?: string; limit: string; cursor?: string; json?: boolean }) => {
+    .action(async (o: { status?: string; action?: string; limit: number; cursor?: string; json?: boolean }) => {
       const page = await withAdmin((ops) =>
         ops.listRequests({
           ...(o.status ? { status: o.status } : {}),
           ...(o.action ? { action: o.action } : {}),
-          limit: Number(o.limit),
+          limit: o.limit,
           ...(o.cursor ? { cursor: o.cursor } : {}),
         }),
       );
@@ -215,8 +266,17 @@ export function buildProgram(): Command {
     .action(async (o: { since: string; out?: string }) => {
       const since = Number(o.since);
       if (!Number.isInteger(since) || since < 0) throw new CliError(`--since must be a sequence number, got "${o.since}"`);
-      const out: NodeJS.WritableStream = o.out ? createWriteStream(o.out) : process.stdout;
-      const bar = progress("exported");
+      let out: NodeJS.WritableStream = process.stdout;
+      if (o.out) {
+        const file = createWriteStream(o.out);
+        await new Promise<void>((ok, fail) => {
+          file.once("open", () => ok());
+          file.once("error", (e) => fail(new CliError(`cannot write ${o.out}: ${e.message}`)));
+        });
+        out = file;
+      }
+      // No progress line on a terminal that is also receiving the events themselves.
+      const bar = progress("exported", { enabled: Boolean(o.out) || !process.stdout.isTTY });
       await withAdmin(async (ops) => {
         let n = 0;
         for await (const e of ops.exportAudit(since)) {
@@ -236,6 +296,7 @@ export function buildProgram(): Command {
       const bar = progress("verified");
       let verdict: Awaited<ReturnType<ChainVerifier["verdict"]>>;
       if (o.file) {
+        if (!existsSync(o.file)) throw new CliError(`cannot read ${o.file}: no such file`);
         const { createReadStream } = await import("node:fs");
         const { createInterface } = await import("node:readline");
         const v = new ChainVerifier();
@@ -279,21 +340,20 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : e.exitCode || 1;
-    const msg =
-      e instanceof PolicyError
-        ? e.message
-        : e instanceof CountersignError
-          ? `${e.code}: ${e.message}`
-          : e instanceof EnvError || e instanceof CliError || e instanceof DataDirLockedError
-            ? e.message
-            : `unexpected error: ${(e as Error).message}`;
-    process.stderr.write(`countersign: ${msg}\n`);
+    if (e instanceof ExitStatus) return e.code;
+    if (e instanceof PolicyError) process.stderr.write(`${policyProblems(e).join("\n")}\n`);
+    else process.stderr.write(`countersign: ${reason(e)}\n`);
     return 1;
   }
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("packages/cli/src/main.ts")) {
   const argv = process.argv;
+  // `countersign audit export | head` closes stdout early: that is not a failure.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
   // `start` keeps running; everything else exits with its status.
   if (argv[2] === "start") void run(argv);
   else run(argv).then((code) => process.exit(code));

@@ -8,9 +8,12 @@ export function formatTable(headers: string[], rows: string[][]): string {
   return [line(headers.map((h) => h.toUpperCase())), ...rows.map(line)].join("\n");
 }
 
-/** Progress for long operations: on a TTY only, on stderr, so piped output stays clean. */
-export function progress(verb: string) {
-  const tty = process.stderr.isTTY;
+/**
+ * Progress for long operations: on stderr, only when it is a terminal (and `enabled`),
+ * so piped or redirected output stays clean.
+ */
+export function progress(verb: string, opts: { enabled?: boolean } = {}) {
+  const tty = Boolean(process.stderr.isTTY) && opts.enabled !== false;
   let last = 0;
   return {
     tick(n: number) {

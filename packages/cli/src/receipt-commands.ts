@@ -1,5 +1,5 @@
 import { join, resolve } from "node:path";
-import type { GatewayEnv } from "@countersign/gateway";
+import type { GatewayEnv } from "@countersign/gateway/env";
 import { rotateReceiptKey } from "@countersign/services";
 import type { Command } from "commander";
 

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { EnvError } from "@countersign/gateway";
+import { EnvError } from "@countersign/gateway/env";
 import type { Command } from "commander";
 import JSZip from "jszip";
 

@@ -1,6 +1,6 @@
 import type { Database } from "@countersign/db";
 import { newId } from "./ids.ts";
-import { type RequestResource, loadResource } from "./resource.ts";
+import { loadResource, type RequestResource } from "./resource.ts";
 
 export type ChatSurfaceName = "slack" | "teams";
 
@@ -49,7 +49,14 @@ export function chatCards(db: Database) {
       (await db.prisma.chatMessage.findMany({ where: { requestId, surface }, orderBy: { createdAt: "asc" } })).map(view),
 
     /** Records a posted card (idempotent per request, surface and channel). */
-    recordPosted: async (c: { requestId: string; surface: ChatSurfaceName; destination: string; channel: string; messageId: string | null; conversationId?: string | null }) => {
+    recordPosted: async (c: {
+      requestId: string;
+      surface: ChatSurfaceName;
+      destination: string;
+      channel: string;
+      messageId: string | null;
+      conversationId?: string | null;
+    }) => {
       const data = { messageId: c.messageId, conversationId: c.conversationId ?? null, state: "posted", error: null };
       const r = await db.prisma.chatMessage.upsert({
         where: { requestId_surface_channel: { requestId: c.requestId, surface: c.surface, channel: c.channel } },
@@ -66,7 +73,16 @@ export function chatCards(db: Database) {
     recordUndeliverable: async (c: { requestId: string; surface: ChatSurfaceName; destination: string; channel: string; error: string }) => {
       const r = await db.prisma.chatMessage.upsert({
         where: { requestId_surface_channel: { requestId: c.requestId, surface: c.surface, channel: c.channel } },
-        create: { id: newId("msg"), requestId: c.requestId, surface: c.surface, destination: c.destination, channel: c.channel, messageId: null, state: "undeliverable", error: c.error },
+        create: {
+          id: newId("msg"),
+          requestId: c.requestId,
+          surface: c.surface,
+          destination: c.destination,
+          channel: c.channel,
+          messageId: null,
+          state: "undeliverable",
+          error: c.error,
+        },
         update: { state: "undeliverable", error: c.error },
       });
       return view(r);

@@ -5,7 +5,7 @@ import type { ServiceCall } from "./context.ts";
 import { fromZod, isUniqueViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
 import { enqueue } from "./outbox.ts";
-import { loadRequest, loadResource, type RequestResource, toResource } from "./resource.ts";
+import { loadResource, type RequestResource, toResource } from "./resource.ts";
 import { finishRequest } from "./transition.ts";
 
 export interface CreateRequestResult {
@@ -128,6 +128,7 @@ export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown;
       }
       return created;
     });
+    deps.events?.({ type: "request.created", action: body.action, rule: decision.ruleId, effect: decision.effect });
     return { resource: toResource(row, []), replayed: false };
   } catch (e) {
     // Two concurrent submissions with one Idempotency-Key: the loser returns the winner's request.

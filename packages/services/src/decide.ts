@@ -77,6 +77,7 @@ export async function decide({ ctx, input }: ServiceCall<{ requestId: string; bo
       throw e;
     });
 
+  deps.events?.({ type: "decision", surface: reviewer.surface, decision, refused: "refused" in outcome ? (outcome.refused?.code as RefusalCode) : undefined });
   if ("refused" in outcome && outcome.refused) {
     throw new CountersignError(outcome.refused.code as RefusalCode, outcome.refused.message);
   }

@@ -64,6 +64,7 @@ export async function finishRequest(
   await tx.approvalRequest.update({ where: { id: row.id }, data: { status: to, resolution, decidedAt: now, receipt } });
   const updated = (await loadRequest(tx, row.id)) as RequestRow;
   await appendAudit(tx, { type: `request.${to}`, requestId: row.id, actor, data: { resolution, ...auditData } }, now);
+  deps.events?.({ type: "request.finished", action: row.action, rule: row.ruleId, status: to, resolution, createdAt: row.createdAt, decidedAt: now });
   if (updated.callbackUrl) {
     const jobId = `job_cb_${row.id.slice(4)}`;
     await enqueue(tx, {

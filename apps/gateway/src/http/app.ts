@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { CountersignError, type Logger } from "@countersign/core";
 import type { ServiceDeps } from "@countersign/services";
-import express, { type Express, type NextFunction, type Request, type Response, type Router } from "express";
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from "express";
+import { openApiHandler } from "./openapi.ts";
 import { errorHandler, sendProblem } from "./problem.ts";
 import { apiRouter } from "./routes.ts";
 import type { Waiters } from "./waiters.ts";
@@ -15,6 +16,8 @@ export interface AppParts {
   /** Routers that must see the raw body (Slack signature checks, Bot Framework), mounted first. */
   rawRouters?: { path: string; router: Router | express.RequestHandler }[];
   extraRoutes?: (app: Express) => void;
+  /** GET /metrics (auth, then exposition); absent when metrics have their own port. */
+  metrics?: RequestHandler[];
   ready: () => Promise<{ ok: boolean; detail: Record<string, unknown> }>;
 }
 
@@ -34,7 +37,8 @@ export function createApp(parts: AppParts): Express {
     const started = process.hrtime.bigint();
     res.on("finish", () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.debug("http", { requestId: req.id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 });
+      // originalUrl, not req.path: routers rewrite req.url, and the query string is never logged.
+      log.debug("http", { requestId: req.id, method: req.method, path: req.originalUrl.split("?")[0], status: res.statusCode, ms: Math.round(ms * 10) / 10 });
     });
     next();
   });
@@ -52,6 +56,8 @@ export function createApp(parts: AppParts): Express {
     res.setHeader("cache-control", "public, max-age=300");
     res.json(deps.receipts.jwks(deps.clock()));
   });
+  app.get("/openapi.json", openApiHandler({ serverUrl: deps.publicUrl }));
+  if (parts.metrics) app.get("/metrics", ...parts.metrics);
 
   parts.extraRoutes?.(app);
   app.use("/v1", apiRouter(deps, parts.waiters, { rateLimit: parts.rateLimit, rateBurst: parts.rateBurst }));

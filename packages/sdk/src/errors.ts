@@ -1,0 +1,173 @@
+import type { ApprovalRequest, Decision } from "./types.js";
+
+/** The gateway's closed set of error codes (`code` in its problem+json responses). */
+export type ApiErrorCode =
+  | "invalid_request"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "method_not_allowed"
+  | "request_not_pending"
+  | "already_voted"
+  | "self_approval_forbidden"
+  | "not_an_approver"
+  | "reviewer_unverified"
+  | "idempotency_conflict"
+  | "callback_url_forbidden"
+  | "payload_too_large"
+  | "unsupported_media_type"
+  | "rate_limited"
+  | "service_unavailable"
+  | "internal_error";
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/** The problem+json body the gateway sends with every error. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: ApiErrorCode;
+  detail: string;
+  requestId: string;
+  instance: string;
+  errors?: FieldError[];
+}
+
+/** Base class of every error this SDK throws. */
+export class CountersignError extends Error {
+  override name = "CountersignError";
+}
+
+/**
+ * The gateway refused a call. Mirrors its problem+json: `status`, `code`, `requestId`
+ * (quote it when reporting a problem) and, for invalid input, per-field `errors`.
+ * A response that is not problem+json (a proxy's error page) gets code `unexpected_response`.
+ */
+export class CountersignApiError extends CountersignError {
+  override name = "CountersignApiError";
+  readonly status: number;
+  readonly code: ApiErrorCode | "unexpected_response";
+  readonly requestId: string | undefined;
+  readonly errors: FieldError[];
+  readonly title: string;
+  readonly detail: string;
+  /** Seconds, from Retry-After (rate_limited, service_unavailable). */
+  readonly retryAfter: number | undefined;
+
+  constructor(p: {
+    status: number;
+    code: ApiErrorCode | "unexpected_response";
+    title: string;
+    detail: string;
+    requestId?: string | undefined;
+    errors?: FieldError[] | undefined;
+    retryAfter?: number | undefined;
+  }) {
+    const fields = p.errors?.length ? ` (${p.errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; ")})` : "";
+    super(`${p.status} ${p.code}: ${p.detail}${fields}${p.requestId ? ` [request id ${p.requestId}]` : ""}`);
+    this.status = p.status;
+    this.code = p.code;
+    this.title = p.title;
+    this.detail = p.detail;
+    this.requestId = p.requestId;
+    this.errors = p.errors ?? [];
+    this.retryAfter = p.retryAfter;
+  }
+}
+
+/** The gateway could not be reached (after retrying with the same idempotency key). */
+export class CountersignNetworkError extends CountersignError {
+  override name = "CountersignNetworkError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Base class for the ways an approval can fail to happen. Carries the request as last seen. */
+export class ApprovalError extends CountersignError {
+  override name = "ApprovalError";
+  readonly requestId: string;
+  readonly request: ApprovalRequest | undefined;
+  constructor(message: string, requestId: string, request?: ApprovalRequest) {
+    super(message);
+    this.requestId = requestId;
+    this.request = request;
+  }
+}
+
+/** A reviewer (or the policy, or expiry under `onExpire: deny`) denied the request. */
+export class ApprovalDeniedError extends ApprovalError {
+  override name = "ApprovalDeniedError";
+  /** The deny decisions, with each reviewer's reason. Empty when the policy denied. */
+  readonly reasons: Pick<Decision, "reviewer" | "reason" | "surface" | "decidedAt">[];
+  /** `reviewers`, `policy` (a deny rule or the policy default) or `timeout` (expired under onExpire: deny). */
+  readonly deniedBy: "reviewers" | "policy" | "timeout";
+  constructor(request: ApprovalRequest) {
+    const reasons = request.decisions
+      .filter((d) => d.decision === "deny")
+      .map((d) => ({ reviewer: d.reviewer, reason: d.reason, surface: d.surface, decidedAt: d.decidedAt }));
+    const deniedBy = request.resolution === "policy" ? "policy" : request.resolution === "timeout" ? "timeout" : "reviewers";
+    const why =
+      deniedBy === "policy"
+        ? `by policy${request.policy.ruleId ? ` (rule ${request.policy.ruleId})` : " (no rule matched; policy default)"}`
+        : deniedBy === "timeout"
+          ? "because nobody decided before it expired"
+          : `by ${reasons.map((r) => `${r.reviewer}${r.reason ? `: "${r.reason}"` : ""}`).join(", ")}`;
+    super(`${request.action} (${request.id}) was denied ${why}`, request.id, request);
+    this.reasons = reasons;
+    this.deniedBy = deniedBy;
+  }
+}
+
+/** Nobody decided before the request expired (`onExpire: expire`). */
+export class ApprovalExpiredError extends ApprovalError {
+  override name = "ApprovalExpiredError";
+  constructor(request: ApprovalRequest) {
+    super(`${request.action} (${request.id}) expired at ${request.expiresAt} without a decision`, request.id, request);
+  }
+}
+
+/** The request was withdrawn by its agent or an admin. */
+export class ApprovalCancelledError extends ApprovalError {
+  override name = "ApprovalCancelledError";
+  constructor(request: ApprovalRequest) {
+    super(`${request.action} (${request.id}) was cancelled`, request.id, request);
+  }
+}
+
+/**
+ * The SDK stopped waiting; the request may still be pending on the gateway. Resume with
+ * `waitForDecision(err.requestId)`, or withdraw it with `cancel(err.requestId)`.
+ */
+export class ApprovalTimeoutError extends ApprovalError {
+  override name = "ApprovalTimeoutError";
+  readonly timeoutMs: number;
+  constructor(requestId: string, timeoutMs: number, request?: ApprovalRequest) {
+    super(`no decision on ${requestId} within ${timeoutMs} ms; it is still ${request?.status ?? "pending"}`, requestId, request);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+export type ReceiptProblem = "missing" | "malformed" | "signature" | "expired" | "claims" | "action_mismatch" | "params_mismatch" | "request_mismatch";
+
+/** A receipt failed verification: do not run the action. */
+export class ReceiptVerificationError extends CountersignError {
+  override name = "ReceiptVerificationError";
+  readonly problem: ReceiptProblem;
+  constructor(problem: ReceiptProblem, message: string, options?: { cause?: unknown }) {
+    super(`receipt rejected (${problem}): ${message}`, options);
+    this.problem = problem;
+  }
+}
+
+/** A callback's signature, timestamp or body did not verify: ignore it. */
+export class WebhookVerificationError extends CountersignError {
+  override name = "WebhookVerificationError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
