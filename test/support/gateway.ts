@@ -64,6 +64,12 @@ function waitForListen(child: ChildProcess, logs: string[], timeoutMs = 60_000):
   });
 }
 
+// A test that times out or throws before stop() must not leave gateways running.
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const c of live) c.kill("SIGKILL");
+});
+
 /** Boots the real gateway as a child process (tsx), on a temp data dir and a fresh database. */
 export async function startGateway(opts: StartGatewayOptions = {}): Promise<GatewayProcess> {
   const data = tempDir("cs-gw-");
@@ -95,7 +101,12 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Gate
     env.COUNTERSIGN_POLICY_FILE = file;
   }
   const logs: string[] = [];
-  const spawnIt = () => spawn(process.execPath, ["--import", "tsx", MAIN], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const spawnIt = () => {
+    const c = spawn(process.execPath, ["--import", "tsx", MAIN], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    live.add(c);
+    c.once("exit", () => live.delete(c));
+    return c;
+  };
   let child = spawnIt();
   let port = await waitForListen(child, logs);
   env.PORT = String(port);
