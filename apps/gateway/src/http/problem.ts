@@ -48,6 +48,12 @@ export function toCountersignError(err: unknown): CountersignError {
   if (typeof e?.status === "number" && e.status >= 400 && e.status < 500) {
     return new CountersignError("invalid_request", "The request could not be read.");
   }
+  // Prisma's transaction manager (P2028): no pool connection within maxWait, or the
+  // transaction outlived its timeout and was rolled back. Nothing was committed, so the
+  // client can safely retry; under overload that is a 503, not an internal error.
+  if ((err as { code?: unknown })?.code === "P2028") {
+    return new CountersignError("service_unavailable", "The server is busy; retry shortly.", { retryAfter: 1, cause: err });
+  }
   if (isDatabaseUnavailable(err)) {
     return new CountersignError("service_unavailable", "The database is unavailable; retry shortly.", { retryAfter: 5, cause: err });
   }
@@ -58,7 +64,7 @@ export function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const ce = toCountersignError(err);
     if (ce.code === "internal_error") log.error("unhandled error", { requestId: req.id, err: err as Error });
-    else if (ce.code === "service_unavailable") log.warn("database unavailable", { requestId: req.id, err: (err as Error)?.message });
+    else if (ce.code === "service_unavailable") log.warn(ce.message, { requestId: req.id, err: (err as Error)?.message });
     if (res.headersSent) return;
     sendProblem(res, req, ce);
   };

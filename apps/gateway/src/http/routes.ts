@@ -1,4 +1,4 @@
-import { CountersignError, MAX_BODY_BYTES } from "@countersign/core";
+import { CountersignError, isStorableText, MAX_BODY_BYTES } from "@countersign/core";
 import { assertRequestId, cancelRequest, createRequest, decide, getRequest, listAudit, listRequests, type ServiceDeps } from "@countersign/services";
 import express, { type NextFunction, type Request, type Response, Router } from "express";
 import { agentActor, readerActor, requireKey, reviewerActor } from "./auth.ts";
@@ -35,6 +35,12 @@ function single(value: unknown, name: string): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "string")
     throw new CountersignError("invalid_request", `${name} must be given once.`, { errors: [{ path: name, message: "given once" }] });
+  // A NUL (%00) reaching a database filter is an error in PostgreSQL, not "no match".
+  if (!isStorableText(value)) {
+    throw new CountersignError("invalid_request", `${name} contains characters that are not allowed.`, {
+      errors: [{ path: name, message: "no NUL characters or unpaired surrogates" }],
+    });
+  }
   return value;
 }
 
@@ -80,15 +86,17 @@ export function apiRouter(deps: ServiceDeps, waiters: Waiters, opts: { rateLimit
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     const deadline = Date.now() + wait * 1000;
+    // Waiters holding the same key see the same resource, so they share one read per change.
+    const read = () => waiters.read(id, req.apiKey!.id, () => getRequest({ ctx: c, input: { requestId: id } }));
     // Register before reading so a decision committing in between still wakes us.
     let woken = waiters.register(id, wait * 1000, abort.signal);
-    let current = await getRequest({ ctx: c, input: { requestId: id } });
+    let current = await read();
     while (current.status === "pending" && Date.now() < deadline && !abort.signal.aborted) {
       await woken;
       if (abort.signal.aborted) return;
       const left = deadline - Date.now();
       woken = left > 0 ? waiters.register(id, left, abort.signal) : Promise.resolve();
-      current = await getRequest({ ctx: c, input: { requestId: id } });
+      current = await read();
     }
     abort.abort();
     if (!res.writableEnded && !res.destroyed) res.json(current);

@@ -6,6 +6,9 @@ import { type Database, REQUEST_EVENTS_CHANNEL } from "@countersign/db";
  */
 export class Waiters {
   private readonly byRequest = new Map<string, Set<() => void>>();
+  /** Reads in flight per request, shared by waiters that would otherwise each re-read the same row. */
+  private readonly reads = new Map<string, Map<string, Promise<unknown>>>();
+  private count = 0;
   private unlisten: (() => Promise<void>) | undefined;
 
   constructor(private readonly db: Database) {}
@@ -16,17 +19,17 @@ export class Waiters {
 
   async stop(): Promise<void> {
     await this.unlisten?.();
-    for (const set of this.byRequest.values()) for (const w of set) w();
+    for (const set of [...this.byRequest.values()]) for (const w of [...set]) w();
     this.byRequest.clear();
   }
 
   get size(): number {
-    let n = 0;
-    for (const s of this.byRequest.values()) n += s.size;
-    return n;
+    return this.count;
   }
 
   wake(requestId: string): void {
+    // A read that began before this change may have missed it: later readers start afresh.
+    this.reads.delete(requestId);
     const set = this.byRequest.get(requestId);
     if (!set) return;
     this.byRequest.delete(requestId);
@@ -44,9 +47,11 @@ export class Waiters {
         set = new Set();
         this.byRequest.set(requestId, set);
       }
+      this.count++;
       const done = () => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", done);
+        this.count--;
         const s = this.byRequest.get(requestId);
         s?.delete(done);
         if (s && s.size === 0) this.byRequest.delete(requestId);
@@ -56,5 +61,31 @@ export class Waiters {
       signal?.addEventListener("abort", done, { once: true });
       set.add(done);
     });
+  }
+
+  /**
+   * Runs `read` for a registered waiter, or joins an identical read (same request, same
+   * `reader`) that is already in flight and began after the request's last change. When
+   * one decision wakes thousands of waiters on one request, the database sees one read
+   * instead of thousands.
+   */
+  read<T>(requestId: string, reader: string, read: () => Promise<T>): Promise<T> {
+    let forRequest = this.reads.get(requestId);
+    const inFlight = forRequest?.get(reader);
+    if (inFlight) return inFlight as Promise<T>;
+    if (!forRequest) {
+      forRequest = new Map();
+      this.reads.set(requestId, forRequest);
+    }
+    const p = read();
+    forRequest.set(reader, p);
+    const m = forRequest;
+    const forget = () => {
+      if (m.get(reader) !== p) return;
+      m.delete(reader);
+      if (m.size === 0 && this.reads.get(requestId) === m) this.reads.delete(requestId);
+    };
+    p.then(forget, forget);
+    return p;
   }
 }
