@@ -4,6 +4,7 @@ import { App, type Logger as BoltLogger, ExpressReceiver, SocketModeReceiver } f
 import { WebClient, type WebClientOptions } from "@slack/web-api";
 import { boltLogger } from "../logger.ts";
 import type { ChatSurface } from "../surface.ts";
+import { guardedSlackRouter } from "./guard.ts";
 import { type HomeTeam, SlackDirectory } from "./identity.ts";
 import { registerInteractions } from "./interactions.ts";
 import type { CardSender } from "./jobs.ts";
@@ -111,7 +112,7 @@ export function createSlackSurface(config: SlackConfig, deps: ServiceDeps, paren
 
   return {
     name: "slack",
-    ...(socketMode ? {} : { mount: { path: SLACK_EVENTS_PATH, router: (receiver as ExpressReceiver).router } }),
+    ...(socketMode ? {} : { mount: { path: SLACK_EVENTS_PATH, router: guardedSlackRouter(config.signingSecret, (receiver as ExpressReceiver).router) } }),
     handlers: slackJobHandlers({ cards, sender, log }),
     async start() {
       // Checks the token once, in the background, and names the workspace in the log.
