@@ -220,6 +220,7 @@ async function main(): Promise<void> {
         "all released ms",
         "after last decision ms",
         "lag p99 ms",
+        "503 retried",
         "failures",
       ],
     ];
@@ -240,6 +241,7 @@ async function main(): Promise<void> {
           fmt(p.allReleasedMs),
           fmt(p.afterLastDecisionMs),
           fmt(p.lagMs.p99),
+          String(p.busy),
           String(p.failures),
         ]);
       }

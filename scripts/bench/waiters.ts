@@ -34,6 +34,8 @@ export interface WaiterPhase {
   lagMs: { p50: number; p99: number; max: number };
   /** Long-polls that timed out and were re-issued (as a client SDK would). */
   repolls: number;
+  /** Decisions answered 503 (overloaded) and retried after Retry-After. */
+  busy: number;
   failures: number;
   /** A few of the client-side errors behind `failures`, for diagnosis. */
   errors: string[];
@@ -106,6 +108,7 @@ async function phase(env: BenchEnv, gw: BenchGateway, waiters: number, requests:
   const returned = new Map<number, number>();
   let repolls = 0;
   let failures = 0;
+  let busy = 0;
   const errors = new Map<string, number>();
   const noteError = (e: string) => errors.set(e, (errors.get(e) ?? 0) + 1);
   const waitOne = async (w: number) => {
@@ -146,11 +149,13 @@ async function phase(env: BenchEnv, gw: BenchGateway, waiters: number, requests:
   const t0 = performance.now();
   await pool(requests, deciders, async (i) => {
     const id = ids[i] as string;
-    const d = await send(api, `${gw.url}/v1/requests/${id}/decisions`, {
-      method: "POST",
-      headers: jsonHeaders(env.reviewerKey),
-      body: '{"decision":"approve"}',
-    });
+    let d = await send(api, `${gw.url}/v1/requests/${id}/decisions`, { method: "POST", headers: jsonHeaders(env.reviewerKey), body: '{"decision":"approve"}' });
+    // An overloaded gateway answers 503 with Retry-After; a reviewer's client retries after it.
+    for (let attempt = 0; d.status === 503 && attempt < 5; attempt++) {
+      busy++;
+      await pause(Number(d.headers["retry-after"] ?? 1) * 1000);
+      d = await send(api, `${gw.url}/v1/requests/${id}/decisions`, { method: "POST", headers: jsonHeaders(env.reviewerKey), body: '{"decision":"approve"}' });
+    }
     if (d.status !== 201) {
       failures++;
       noteError(`decision answered ${d.status}`);
@@ -176,6 +181,7 @@ async function phase(env: BenchEnv, gw: BenchGateway, waiters: number, requests:
     afterLastDecisionMs: round(last - tDecided, 0),
     lagMs: { p50: round(percentile(lags, 50), 1), p99: round(percentile(lags, 99), 1), max: round(Math.max(...lags), 1) },
     repolls,
+    busy,
     failures: failures + (waiters - returned.size),
     errors: [...errors].map(([e, n]) => `${n} x ${e}`).slice(0, 8),
   };
