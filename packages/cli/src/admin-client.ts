@@ -64,6 +64,25 @@ function socketOps(socket: string): AdminOps {
   } as AdminOps;
 }
 
+/**
+ * A gateway takes the lock before it opens the database and serves its admin socket only
+ * once it is up; a command issued during that window waits for it rather than failing.
+ */
+async function waitForSocket(socket: string, pid: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await callSocket(socket, "GET", "/keys").then(
+      () => true,
+      () => false,
+    );
+    if (ok) return;
+    if (Date.now() > deadline) {
+      throw new CountersignError("service_unavailable", `the gateway (pid ${pid}) holds the embedded database but its admin socket ${socket} is not answering`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /** Deps for operator commands: no chat surfaces, and receipts are never signed from the CLI. */
 function cliDeps(db: Database): ServiceDeps {
   return {
@@ -100,6 +119,7 @@ export async function openAdmin(env: GatewayEnv): Promise<AdminSession> {
   if (config.kind === "pglite") {
     const holder = readLock(dataDir);
     if (holder?.role === "gateway" && holder.socket) {
+      await waitForSocket(holder.socket, holder.pid);
       return { ops: socketOps(holder.socket), via: "gateway", close: async () => {} };
     }
     const release = acquireDataDirLock(dataDir, { role: "cli" });
