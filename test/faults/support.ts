@@ -80,6 +80,19 @@ export async function call(
 }
 
 /**
+ * Calls `once` again while it answers 503 (overloaded; nothing was committed), after the
+ * Retry-After it gives, as a well-behaved client does. Other answers are returned as they are.
+ */
+export async function retryBusy<T extends { status: number; headers: Headers }>(once: () => Promise<T>, attempts = 10): Promise<T> {
+  let r = await once();
+  for (let i = 0; r.status === 503 && i < attempts; i++) {
+    await sleep(Number(r.headers.get("retry-after") ?? 1) * 1000);
+    r = await once();
+  }
+  return r;
+}
+
+/**
  * The lifecycle rules, checked in the database itself: every request is in a state its
  * votes and audit trail can explain, and every terminal request has exactly one terminal
  * audit event and (with a callback URL) exactly one callback job. Returns the violations.

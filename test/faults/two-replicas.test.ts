@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startCallbackReceiver } from "../fakes/callback-receiver.ts";
 import { freshPostgresUrl } from "../support/db.ts";
 import { type GatewayProcess, startGateway } from "../support/gateway.ts";
-import { call, callbacksSettled, callbackViolations, FAULT_POLICY, lifecycleViolations, REVIEWERS, sleep, sql } from "./support.ts";
+import { call, callbacksSettled, callbackViolations, FAULT_POLICY, lifecycleViolations, REVIEWERS, retryBusy, sleep, sql } from "./support.ts";
 
 /** Runs `fn` over `items` with at most `n` in flight. */
 async function limited<T>(items: readonly T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
@@ -60,16 +60,31 @@ describe.skipIf(!inject("pgUrl"))("two replicas on one PostgreSQL", () => {
   });
 
   const submit = async (gw: GatewayProcess, action: string, n: number) => {
-    const r = await call(`${gw.url}/v1/requests`, { key: agent, json: { action, summary: `replica ${n}`, params: { n }, callbackUrl: rx.url } });
+    const r = await retryBusy(() =>
+      call(`${gw.url}/v1/requests`, { key: agent, json: { action, summary: `replica ${n}`, params: { n }, callbackUrl: rx.url } }),
+    );
     expect(r.status, r.text).toBe(201);
     return (r.body as { id: string }).id;
   };
+  /** Submits `count` requests alternately through both replicas, 16 at a time. */
+  const submitMany = async (count: number, action: string, via?: GatewayProcess, offset = 0) => {
+    const ids: string[] = [];
+    await limited(
+      Array.from({ length: count }, (_, n) => n),
+      16,
+      async (n) => {
+        ids[n] = await submit(via ?? replica(n), action, offset + n);
+      },
+    );
+    return ids;
+  };
+  // A 503 means the replica was too busy to start the transaction and nothing was committed: retried, it takes part in the race again.
   const decide = (gw: GatewayProcess, id: string, who: string, decision: "approve" | "deny") =>
-    call(`${gw.url}/v1/requests/${id}/decisions`, { key: reviewer.get(who) as string, json: { decision } });
+    retryBusy(() => call(`${gw.url}/v1/requests/${id}/decisions`, { key: reviewer.get(who) as string, json: { decision } }));
   const replica = (i: number) => (i % 2 === 0 ? a : b);
 
   it("approve on A and deny on B at the same moment: exactly one wins, hundreds of times", { timeout: 240_000 }, async () => {
-    const ids = await Promise.all(Array.from({ length: 240 }, (_, n) => submit(replica(n), "single.deploy", n)));
+    const ids = await submitMany(240, "single.deploy");
     const outcomes: string[] = [];
     await limited(ids, 8, async (id, i) => {
       // Alternate which replica approves, so neither one is always first in line.
@@ -94,7 +109,7 @@ describe.skipIf(!inject("pgUrl"))("two replicas on one PostgreSQL", () => {
   });
 
   it("five reviewers approve a 3-of-5 request at once through both replicas: exactly three votes count", { timeout: 240_000 }, async () => {
-    const ids = await Promise.all(Array.from({ length: 80 }, (_, n) => submit(replica(n), "quorum3.deploy", n)));
+    const ids = await submitMany(80, "quorum3.deploy");
     const problems: string[] = [];
     await limited(ids, 4, async (id, i) => {
       // One in four requests also gets a deny racing the approvals.
@@ -122,7 +137,7 @@ describe.skipIf(!inject("pgUrl"))("two replicas on one PostgreSQL", () => {
   });
 
   it("a long-poll waiter on A is released by a decision made on B", { timeout: 120_000 }, async () => {
-    const ids = await Promise.all(Array.from({ length: 20 }, (_, n) => submit(a, "single.deploy", 1000 + n)));
+    const ids = await submitMany(20, "single.deploy", a, 1000);
     const waiting = ids.map((id) => call(`${a.url}/v1/requests/${id}?wait=40`, { key: agent, timeoutMs: 60_000 }));
     await sleep(1_000);
     for (const id of ids) expect((await decide(b, id, "r3@example.com", "approve")).status).toBe(201);
