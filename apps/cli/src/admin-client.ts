@@ -1,0 +1,151 @@
+import { request } from "node:http";
+import { resolve } from "node:path";
+import { type AuditEventRecord, CountersignError, type ErrorCode } from "@countersign/core";
+import { acquireDataDirLock, type Database, databaseConfigFrom, openDatabase, readLock } from "@countersign/db";
+import { type AdminOps, adminOps, createCallbackGuard, type ServiceDeps } from "@countersign/services";
+import type { CliEnv } from "./env.ts";
+
+export interface AdminSession {
+  ops: AdminOps;
+  /** How the command reached the database, for `--verbose` and error messages. */
+  via: "direct" | "gateway";
+  close(): Promise<void>;
+}
+
+function callSocket(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+  return new Promise((resolveReq, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      { socketPath: socket, method, path, headers: payload ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {} },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c) => {
+          text += c;
+        });
+        res.on("end", () => resolveReq({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on("error", reject);
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+async function viaSocket<T>(socket: string, method: string, path: string, body?: unknown): Promise<T> {
+  const r = await callSocket(socket, method, path, body);
+  if (r.status >= 400) {
+    const p = JSON.parse(r.text) as { code: ErrorCode; detail: string; errors?: { path: string; message: string }[] };
+    throw new CountersignError(p.code, p.detail, p.errors ? { errors: p.errors } : {});
+  }
+  return JSON.parse(r.text) as T;
+}
+
+/** The same operations, sent to a running gateway that holds the embedded database. */
+function socketOps(socket: string): AdminOps {
+  const qs = (o: object) => {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(o)) if (v !== undefined) p.set(k, String(v));
+    const s = p.toString();
+    return s ? `?${s}` : "";
+  };
+  return {
+    createKey: (input) => viaSocket(socket, "POST", "/keys", input),
+    listKeys: () => viaSocket(socket, "GET", "/keys"),
+    revokeKey: (id) => viaSocket(socket, "POST", `/keys/${encodeURIComponent(id)}/revoke`),
+    migrate: () => viaSocket(socket, "POST", "/migrate"),
+    listRequests: (input) => viaSocket(socket, "GET", `/requests${qs(input)}`),
+    showRequest: (id) => viaSocket(socket, "GET", `/requests/${encodeURIComponent(id)}`),
+    exportAudit: async function* (after = 0) {
+      const r = await callSocket(socket, "GET", `/audit/export${qs({ after })}`);
+      for (const line of r.text.split("\n")) if (line) yield JSON.parse(line) as AuditEventRecord;
+    },
+    verifyAudit: () => viaSocket(socket, "GET", "/audit/verify"),
+  } as AdminOps;
+}
+
+/**
+ * A gateway takes the lock before it opens the database and serves its admin socket only
+ * once it is up; a command issued during that window waits for it rather than failing.
+ */
+async function waitForSocket(socket: string, pid: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await callSocket(socket, "GET", "/keys").then(
+      () => true,
+      () => false,
+    );
+    if (ok) return;
+    if (Date.now() > deadline) {
+      throw new CountersignError("service_unavailable", `the gateway (pid ${pid}) holds the embedded database but its admin socket ${socket} is not answering`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Deps for operator commands: no chat surfaces, and receipts are never signed from the CLI. */
+function cliDeps(db: Database, env: CliEnv): ServiceDeps {
+  return {
+    db,
+    logger: {
+      debug() {},
+      info() {},
+      warn() {},
+      error() {},
+      child() {
+        return this;
+      },
+    },
+    policy: () => ({ version: 1, groups: {}, channels: {}, rules: [], default: "deny" }),
+    receipts: {
+      sign: () => Promise.reject(new CountersignError("internal_error", "the CLI does not sign receipts")),
+      jwks: () => ({ keys: [] }),
+    },
+    callbackGuard: createCallbackGuard(env.COUNTERSIGN_CALLBACK_ALLOW),
+    surfaces: { slack: false, teams: false },
+    publicUrl: "",
+    clock: () => new Date(),
+  };
+}
+
+/**
+ * Opens the database for an operator command. On PostgreSQL the CLI and any number of
+ * gateways share it. On the embedded database only one process may open it, so when a
+ * gateway holds it the command goes through that gateway's admin socket.
+ */
+export async function openAdmin(env: CliEnv): Promise<AdminSession> {
+  const dataDir = resolve(env.COUNTERSIGN_DATA_DIR);
+  const config = databaseConfigFrom({ url: env.DATABASE_URL, dataDir });
+  if (config.kind === "pglite") {
+    const holder = readLock(dataDir);
+    if (holder?.role === "gateway" && holder.socket) {
+      await waitForSocket(holder.socket, holder.pid);
+      return { ops: socketOps(holder.socket), via: "gateway", close: async () => {} };
+    }
+    const release = acquireDataDirLock(dataDir, { role: "cli" });
+    try {
+      const db = await openDatabase(config);
+      // Operator commands on a fresh data directory should just work, as the gateway would;
+      // `migrate` then reports what this first pass applied.
+      const migrated = await db.migrate();
+      const ops = adminOps(cliDeps(db, env));
+      ops.migrate = async () => {
+        const again = await db.migrate();
+        return { applied: migrated.applied, alreadyApplied: again.alreadyApplied.filter((m) => !migrated.applied.includes(m)) };
+      };
+      return {
+        ops,
+        via: "direct",
+        close: async () => {
+          await db.close();
+          release();
+        },
+      };
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+  const db = await openDatabase(config);
+  return { ops: adminOps(cliDeps(db, env)), via: "direct", close: () => db.close() };
+}

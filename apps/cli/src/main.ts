@@ -1,0 +1,342 @@
+#!/usr/bin/env -S npx tsx
+import { createWriteStream, existsSync } from "node:fs";
+import { resolve } from "node:path";
+import {
+  type AuditEventRecord,
+  BUILTIN_POLICY,
+  ChainVerifier,
+  CountersignError,
+  evaluatePolicy,
+  isPrincipal,
+  loadPolicyFile,
+  PolicyError,
+  type PolicyFile,
+  REQUEST_STATUSES,
+  RISKS,
+  SCOPES,
+} from "@countersign/core";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { openAdmin } from "./admin-client.ts";
+import { type CliEnv, parseCliEnv } from "./env.ts";
+import { CliError, ExitStatus, reason } from "./errors.ts";
+import { formatTable, progress } from "./output.ts";
+import { registerReceiptCommands } from "./receipt-commands.ts";
+import { registerTeamsCommands } from "./teams-package.ts";
+
+function intArg(min: number, max: number) {
+  return (value: string): number => {
+    const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+/** Policy problems, one per line, as `file:line:column: path: message` (editors can jump to them). */
+function policyProblems(e: PolicyError): string[] {
+  return e.problems.map((p) => (p.line > 0 ? `${e.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}` : `${e.file}: ${p.message}`));
+}
+
+let parsedEnv: CliEnv | undefined;
+function env(): CliEnv {
+  parsedEnv ??= parseCliEnv(process.env);
+  return parsedEnv;
+}
+
+async function withAdmin<T>(fn: (ops: Awaited<ReturnType<typeof openAdmin>>["ops"]) => Promise<T>): Promise<T> {
+  const session = await openAdmin(env());
+  try {
+    return await fn(session.ops);
+  } finally {
+    await session.close();
+  }
+}
+
+const print = (v: unknown): void => {
+  process.stdout.write(`${typeof v === "string" ? v : JSON.stringify(v, null, 2)}\n`);
+};
+
+export function buildProgram(): Command {
+  const program = new Command("countersign")
+    .description("Countersign: action-level approvals for agents, pipelines and scripts")
+    .version("0.1.0")
+    // Usage errors are one line too: "countersign: <reason> (see --help)". Inherited by every subcommand.
+    .configureOutput({ outputError: (str, write) => write(`countersign: ${str.replace(/^error: /, "").trim()} (see --help)\n`) })
+    .exitOverride();
+
+  program
+    .command("start")
+    .description("run the gateway (embedded database unless DATABASE_URL is set)")
+    .action(async () => {
+      // Loaded only for `start`: the gateway pulls in Bolt and botbuilder, which other commands never need.
+      const { main: startMain } = await import("@countersign/gateway");
+      await startMain();
+      await new Promise(() => {});
+    });
+
+  program
+    .command("migrate")
+    .description("apply database migrations (the gateway also applies them at start)")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      const r = await withAdmin((ops) => ops.migrate());
+      if (o.json) return print(r);
+      print(r.applied.length ? `applied: ${r.applied.join(", ")}` : `up to date (${r.alreadyApplied.length} migrations applied)`);
+    });
+
+  const keys = program.command("keys").description("manage API keys");
+  keys
+    .command("create")
+    .description("create an API key; the key is printed once and only its hash is stored")
+    .requiredOption("--name <name>", "a name for the agent or reviewer, shown on cards")
+    .requiredOption("--owner <email>", "the accountable human (principal)")
+    .requiredOption("--scopes <list>", "comma-separated: requests, decisions, admin")
+    .option("--json", "print JSON")
+    .action(async (o: { name: string; owner: string; scopes: string; json?: boolean }) => {
+      const scopes = o.scopes
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
+      const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
+      if (scopes.length === 0 || unknown.length > 0) {
+        throw new CliError(`--scopes: ${unknown.length ? `unknown scope ${unknown.map((s) => `"${s}"`).join(", ")}` : "none given"}; use ${SCOPES.join(", ")}`);
+      }
+      if (!isPrincipal(o.owner.trim())) throw new CliError(`--owner must be an email address, got "${o.owner}"`);
+      const k = await withAdmin((ops) => ops.createKey({ name: o.name, owner: o.owner, scopes }));
+      if (o.json) return print(k);
+      print(`key:            ${k.key}`);
+      if (k.webhookSecret) print(`webhook secret: ${k.webhookSecret}`);
+      print(`id:             ${k.id}\nname:           ${k.name}\nowner:          ${k.owner}\nscopes:         ${k.scopes.join(",")}`);
+      process.stderr.write("Store the key now: it cannot be shown again.\n");
+    });
+  keys
+    .command("list")
+    .description("list API keys (never the secrets)")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      const list = await withAdmin((ops) => ops.listKeys());
+      if (o.json) return print(list);
+      print(
+        formatTable(
+          ["id", "prefix", "name", "owner", "scopes", "created", "revoked"],
+          list.map((k) => [k.id, k.prefix, k.name, k.owner, k.scopes.join(","), k.createdAt, k.revokedAt ?? ""]),
+        ),
+      );
+    });
+  keys
+    .command("revoke <id>")
+    .description("revoke a key by id or prefix; it stops working at once")
+    .option("--json", "print JSON")
+    .action(async (id: string, o: { json?: boolean }) => {
+      const k = await withAdmin((ops) => ops.revokeKey(id));
+      if (o.json) return print(k);
+      print(`revoked ${k.id} (${k.name}) at ${k.revokedAt}`);
+    });
+
+  const policy = program.command("policy").description("check and explain policy files");
+  const loadPolicyArg = (file?: string): { policy: PolicyFile; source: string } => {
+    if (file) return { policy: loadPolicyFile(resolve(file)), source: resolve(file) };
+    const e = env();
+    const f = resolve(e.COUNTERSIGN_POLICY_FILE ?? "countersign.yaml");
+    try {
+      return { policy: loadPolicyFile(f), source: f };
+    } catch (err) {
+      if (!e.COUNTERSIGN_POLICY_FILE && err instanceof PolicyError && err.problems[0]?.message.startsWith("cannot read file")) {
+        return { policy: BUILTIN_POLICY, source: "builtin (no ./countersign.yaml)" };
+      }
+      throw err;
+    }
+  };
+  policy
+    .command("check [file]")
+    .description("validate a policy file (default: COUNTERSIGN_POLICY_FILE or ./countersign.yaml)")
+    .option("--json", "print JSON")
+    .action((file: string | undefined, o: { json?: boolean }) => {
+      let loaded: ReturnType<typeof loadPolicyArg>;
+      try {
+        loaded = loadPolicyArg(file);
+      } catch (e) {
+        if (!(e instanceof PolicyError)) throw e;
+        if (o.json) print({ ok: false, source: e.file, problems: e.problems });
+        else process.stderr.write(`${policyProblems(e).join("\n")}\n`);
+        throw new ExitStatus(1);
+      }
+      const { policy: p, source } = loaded;
+      if (o.json) return print({ ok: true, source, rules: p.rules.length, groups: Object.keys(p.groups).length, channels: Object.keys(p.channels).length });
+      print(`${source}: ok (${p.rules.length} rules, ${Object.keys(p.groups).length} groups, ${Object.keys(p.channels).length} channels)`);
+    });
+  policy
+    .command("explain")
+    .description("show which rule matches an action, and what it requires")
+    .requiredOption("--action <action>", "dotted action name, e.g. iam.role.attach")
+    .option("--environment <env>")
+    .option("--resource <resource>")
+    .addOption(new Option("--risk <risk>").choices([...RISKS]))
+    .option("--file <file>", "policy file")
+    .option("--json", "print JSON")
+    .action((o: { action: string; environment?: string; resource?: string; risk?: (typeof RISKS)[number]; file?: string; json?: boolean }) => {
+      const { policy: p, source } = loadPolicyArg(o.file);
+      const d = evaluatePolicy(p, { action: o.action, environment: o.environment, resource: o.resource, risk: o.risk });
+      if (o.json) return print({ source, ...d });
+      const lines = [`policy:     ${source}`, `rule:       ${d.ruleId ?? "(none matched: policy default)"}`, `effect:     ${d.effect}`];
+      if (d.effect === "require_approval") {
+        lines.push(
+          `approvers:  ${d.approverGroups.join(", ")}${d.eligible.includes("*") ? " (any verified reviewer)" : ` → ${d.eligible.join(", ")}`}`,
+          `quorum:     ${d.requiredApprovals} distinct approval(s); one eligible deny denies`,
+          `expires:    after ${d.expiresInSeconds}s, then ${d.onExpire === "deny" ? "denied" : "expired"} (never auto-approved)`,
+          `notify:     ${d.notify.map((n) => n.name).join(", ") || "(none)"}`,
+          "self-approval: refused for the agent key's owner and onBehalfOf",
+        );
+      }
+      print(lines.join("\n"));
+    });
+
+  const requests = program.command("requests").description("inspect approval requests");
+  requests
+    .command("list")
+    .description("list requests, newest first")
+    .addOption(new Option("--status <status>", "only requests in this state").choices([...REQUEST_STATUSES]))
+    .option("--action <action>", "only this action")
+    .option("--limit <n>", "page size (1-200)", intArg(1, 200), 50)
+    .option("--cursor <id>", "continue after this request id")
+    .option("--json", "print JSON")
+    .action(async (o: { status?: string; action?: string; limit: number; cursor?: string; json?: boolean }) => {
+      const page = await withAdmin((ops) =>
+        ops.listRequests({
+          ...(o.status ? { status: o.status } : {}),
+          ...(o.action ? { action: o.action } : {}),
+          limit: o.limit,
+          ...(o.cursor ? { cursor: o.cursor } : {}),
+        }),
+      );
+      if (o.json) return print(page);
+      print(
+        formatTable(
+          ["id", "status", "action", "agent", "approvals", "created"],
+          page.data.map((r) => [r.id, r.status, r.action, r.agent.name, `${r.approvals.received}/${r.approvals.required}`, r.createdAt]),
+        ),
+      );
+      if (page.nextCursor) print(`more: --cursor ${page.nextCursor}`);
+    });
+  requests
+    .command("show <id>")
+    .description("show one request with its decisions and deliveries")
+    .option("--json", "print JSON")
+    .action(async (id: string, o: { json?: boolean }) => {
+      const r = await withAdmin((ops) => ops.showRequest(id));
+      if (o.json) return print(r);
+      const lines = [
+        `${r.id}  ${r.status}${r.resolution ? ` (${r.resolution})` : ""}`,
+        `summary:   ${r.summary}`,
+        `action:    ${r.action}${r.environment ? `  env=${r.environment}` : ""}${r.resource ? `  resource=${r.resource}` : ""}${r.risk ? `  risk=${r.risk}` : ""}`,
+        `agent:     ${r.agent.name} (owner ${r.agent.owner})${r.onBehalfOf ? `  on behalf of ${r.onBehalfOf}` : ""}`,
+        `rule:      ${r.policy.ruleId ?? "(default)"}  approvals ${r.approvals.received}/${r.approvals.required}`,
+        `expires:   ${r.expiresAt}`,
+        ...r.decisions.map((d) => `decision:  ${d.decision} by ${d.reviewer} via ${d.surface} at ${d.decidedAt}${d.reason ? `: ${d.reason}` : ""}`),
+        ...r.deliveries.map(
+          (d) => `delivery:  ${d.kind} ${d.status}${d.attempts ? ` after ${d.attempts} attempt(s)` : ""}${d.lastError ? `: ${d.lastError}` : ""}`,
+        ),
+      ];
+      print(lines.join("\n"));
+    });
+
+  const audit = program.command("audit").description("export and verify the tamper-evident audit log");
+  audit
+    .command("export")
+    .description("write the audit log as JSON Lines (stdout, or --out)")
+    .option("--since <seq>", "only events after this sequence number", "0")
+    .option("--out <file>", "write to a file instead of stdout")
+    .action(async (o: { since: string; out?: string }) => {
+      const since = Number(o.since);
+      if (!Number.isInteger(since) || since < 0) throw new CliError(`--since must be a sequence number, got "${o.since}"`);
+      let out: NodeJS.WritableStream = process.stdout;
+      if (o.out) {
+        const file = createWriteStream(o.out);
+        await new Promise<void>((ok, fail) => {
+          file.once("open", () => ok());
+          file.once("error", (e) => fail(new CliError(`cannot write ${o.out}: ${e.message}`)));
+        });
+        out = file;
+      }
+      // No progress line on a terminal that is also receiving the events themselves.
+      const bar = progress("exported", { enabled: Boolean(o.out) || !process.stdout.isTTY });
+      await withAdmin(async (ops) => {
+        let n = 0;
+        for await (const e of ops.exportAudit(since)) {
+          if (!out.write(`${JSON.stringify(e)}\n`)) await new Promise<void>((r) => out.once("drain", () => r()));
+          bar.tick(++n);
+        }
+        bar.done(n);
+      });
+      if (o.out) await new Promise<void>((r) => out.end(() => r()));
+    });
+  audit
+    .command("verify")
+    .description("recompute the hash chain (database, or --file export.jsonl) and name the first bad event")
+    .option("--file <file>", "verify an export instead of the database")
+    .option("--json", "print JSON")
+    .action(async (o: { file?: string; json?: boolean }) => {
+      const bar = progress("verified");
+      let verdict: Awaited<ReturnType<ChainVerifier["verdict"]>>;
+      if (o.file) {
+        if (!existsSync(o.file)) throw new CliError(`cannot read ${o.file}: no such file`);
+        const { createReadStream } = await import("node:fs");
+        const { createInterface } = await import("node:readline");
+        const v = new ChainVerifier();
+        let n = 0;
+        let lineNo = 0;
+        for await (const line of createInterface({ input: createReadStream(o.file), crlfDelay: Number.POSITIVE_INFINITY })) {
+          lineNo++;
+          if (!line.trim()) continue;
+          let e: AuditEventRecord;
+          try {
+            e = JSON.parse(line) as AuditEventRecord;
+          } catch {
+            throw new CliError(`${o.file}:${lineNo}: not valid JSON`);
+          }
+          bar.tick(++n);
+          if (!v.push(e)) break;
+        }
+        verdict = v.verdict();
+      } else {
+        verdict = await withAdmin((ops) => ops.verifyAudit((n) => bar.tick(n)));
+      }
+      bar.done(verdict.count);
+      if (o.json) print(verdict);
+      else if (verdict.ok) print(`audit chain ok: ${verdict.count} events, last seq ${verdict.lastSeq ?? "-"}`);
+      if (!verdict.ok) {
+        const b = verdict.firstBad!;
+        throw new CliError(`audit chain broken at seq ${b.seq}: ${b.problem} (${b.detail})`);
+      }
+    });
+
+  registerTeamsCommands(program, env);
+  registerReceiptCommands(program, env);
+
+  return program;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : e.exitCode || 1;
+    if (e instanceof ExitStatus) return e.code;
+    if (e instanceof PolicyError) process.stderr.write(`${policyProblems(e).join("\n")}\n`);
+    else process.stderr.write(`countersign: ${reason(e)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("apps/cli/src/main.ts")) {
+  const argv = process.argv;
+  // `countersign audit export | head` closes stdout early: that is not a failure.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
+  // `start` keeps running; everything else exits with its status.
+  if (argv[2] === "start") void run(argv);
+  else run(argv).then((code) => process.exit(code));
+}

@@ -1,0 +1,29 @@
+import type { AuditEventRecord } from "@countersign/core";
+import { iterateAudit } from "../audit/records.ts";
+import { verifyAudit } from "../audit/verify.ts";
+import { type ServiceDeps, systemCtx } from "../context.ts";
+import { createKey } from "../keys/create.ts";
+import { listKeys } from "../keys/list.ts";
+import { revokeKey } from "../keys/revoke.ts";
+import { getRequest } from "../requests/get.ts";
+import { type ListRequestsInput, listRequests } from "../requests/list.ts";
+
+/**
+ * Operator commands, shared by the CLI (talking to the database directly) and the
+ * gateway's local admin socket (when the CLI must not open the embedded database itself).
+ * Each call gets its own system ctx, named after who runs it.
+ */
+export function adminOps(deps: ServiceDeps, who = "cli") {
+  const ctx = () => systemCtx(deps, who);
+  return {
+    createKey: (input: unknown) => createKey({ ctx: ctx(), input }),
+    listKeys: () => listKeys({ ctx: ctx(), input: undefined }),
+    revokeKey: (id: string) => revokeKey({ ctx: ctx(), input: { id } }),
+    migrate: () => deps.db.migrate(),
+    listRequests: (input: ListRequestsInput) => listRequests({ ctx: ctx(), input }),
+    showRequest: (requestId: string) => getRequest({ ctx: ctx(), input: { requestId } }),
+    exportAudit: (after = 0): AsyncGenerator<AuditEventRecord> => iterateAudit(deps.db, { after }),
+    verifyAudit: (onProgress?: (n: number) => void) => verifyAudit({ ctx: ctx(), input: { onProgress } }),
+  };
+}
+export type AdminOps = ReturnType<typeof adminOps>;

@@ -1,0 +1,147 @@
+import { CountersignError, CreateRequestInput, canonicalJson, canonicalSha256, evaluatePolicy, sha256Hex } from "@countersign/core";
+import { appendAudit } from "../audit/append.ts";
+import { requireAgent } from "../authz.ts";
+import { type ServiceCall, withTransaction } from "../context.ts";
+import { fromZod, isUniqueViolation } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { enqueue } from "../outbox/enqueue.ts";
+import { finishRequest } from "./finish.ts";
+import { loadResource, type RequestResource, toResource } from "./resource.ts";
+
+const POLICY_ACTOR = { type: "system", name: "policy" } as const;
+
+export interface CreateRequestResult {
+  resource: RequestResource;
+  /** True when an Idempotency-Key matched an earlier request and nothing new was made. */
+  replayed: boolean;
+}
+
+export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown; idempotencyKey?: string | undefined }>): Promise<CreateRequestResult> {
+  const agent = requireAgent(ctx.actor, "requests");
+  const parsed = CreateRequestInput.safeParse(input.body);
+  if (!parsed.success) throw fromZod(parsed.error);
+  const body = parsed.data;
+  const { deps } = ctx;
+  const idempotencyKey = input.idempotencyKey;
+  if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+    throw new CountersignError("invalid_request", "Idempotency-Key must be 1-255 printable ASCII characters", {
+      errors: [{ path: "Idempotency-Key", message: "1-255 printable ASCII characters" }],
+    });
+  }
+  const bodySha256 = idempotencyKey ? sha256Hex(canonicalJson(body)) : null;
+
+  const replay = async (): Promise<CreateRequestResult | null> => {
+    if (!idempotencyKey) return null;
+    const prior = await deps.db.prisma.approvalRequest.findUnique({
+      where: { apiKeyId_idempotencyKey: { apiKeyId: agent.keyId, idempotencyKey } },
+      select: { id: true, bodySha256: true },
+    });
+    if (!prior) return null;
+    if (prior.bodySha256 !== bodySha256) {
+      throw new CountersignError("idempotency_conflict", "This Idempotency-Key was already used with a different request body.");
+    }
+    return { resource: (await loadResource(deps.db.prisma, prior.id)) as RequestResource, replayed: true };
+  };
+  const earlier = await replay();
+  if (earlier) return earlier;
+
+  if (body.callbackUrl) await deps.callbackGuard.check(body.callbackUrl);
+
+  const decision = evaluatePolicy(deps.policy(), body, body.expiresIn);
+  const now = deps.clock();
+  const id = newId("req");
+  const expiresAt = new Date(now.getTime() + decision.expiresInSeconds * 1000);
+  const status = decision.effect === "allow" ? "approved" : decision.effect === "deny" ? "denied" : "pending";
+
+  try {
+    const row = await withTransaction(ctx, async (tctx) => {
+      const { tx } = tctx;
+      const inserted = await tx.approvalRequest.create({
+        data: {
+          id,
+          apiKeyId: agent.keyId,
+          agentName: agent.keyName,
+          agentOwner: agent.owner,
+          action: body.action,
+          summary: body.summary,
+          params: body.params as object,
+          paramsSha256: canonicalSha256(body.params),
+          resource: body.resource ?? null,
+          environment: body.environment ?? null,
+          risk: body.risk ?? null,
+          rationale: body.rationale ?? null,
+          onBehalfOf: body.onBehalfOf ?? null,
+          callbackUrl: body.callbackUrl ?? null,
+          ...(body.metadata ? { metadata: body.metadata } : {}),
+          status: "pending",
+          ruleId: decision.ruleId,
+          effect: decision.effect,
+          requiredApprovals: decision.requiredApprovals,
+          approverGroups: decision.approverGroups,
+          eligible: decision.eligible,
+          notify: decision.notify.map((n) => n.name),
+          onExpire: decision.onExpire,
+          expiresAt,
+          idempotencyKey: idempotencyKey ?? null,
+          bodySha256,
+          createdAt: now,
+        },
+      });
+      // A new request has no decisions or cards yet; no need to read it back.
+      const created = { ...inserted, decisions: [], messages: [] };
+      await appendAudit(
+        tx,
+        {
+          type: "request.created",
+          requestId: id,
+          actor: ctx.actor,
+          data: {
+            action: body.action,
+            paramsSha256: created.paramsSha256,
+            onBehalfOf: created.onBehalfOf,
+            ruleId: decision.ruleId,
+            effect: decision.effect,
+            requiredApprovals: decision.requiredApprovals,
+            eligible: decision.eligible,
+            expiresAt: expiresAt.toISOString(),
+          },
+        },
+        now,
+      );
+      if (status !== "pending") {
+        return finishRequest({
+          ctx: { ...tctx, actor: POLICY_ACTOR },
+          input: { row: created, to: status, resolution: "policy", now, auditData: { ruleId: decision.ruleId } },
+        });
+      }
+      for (const target of decision.notify) {
+        if (target.channel.slack && deps.surfaces.slack) {
+          await enqueue(tx, {
+            kind: "slack.post",
+            requestId: id,
+            payload: { requestId: id, destination: target.name, channel: target.channel.slack.channel },
+            runAt: now,
+          });
+        }
+        if (target.channel.teams && deps.surfaces.teams) {
+          await enqueue(tx, {
+            kind: "teams.post",
+            requestId: id,
+            payload: { requestId: id, destination: target.name, channel: target.channel.teams.channel, team: target.channel.teams.team ?? null },
+            runAt: now,
+          });
+        }
+      }
+      return created;
+    });
+    deps.events?.({ type: "request.created", action: body.action, rule: decision.ruleId, effect: decision.effect });
+    return { resource: toResource(row, []), replayed: false };
+  } catch (e) {
+    // Two concurrent submissions with one Idempotency-Key: the loser returns the winner's request.
+    if (idempotencyKey && isUniqueViolation(e)) {
+      const winner = await replay();
+      if (winner) return winner;
+    }
+    throw e;
+  }
+}
