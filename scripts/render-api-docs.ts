@@ -10,9 +10,10 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { ERROR_CODES, type ErrorCode } from "@countersign/core";
+import { ERROR_CODES } from "@countersign/core";
 import type { Database } from "@countersign/db";
 import { buildOpenApiDocument, type OpenApiDocument } from "../apps/gateway/src/http/openapi.ts";
+import { HTTP_ERRORS } from "../apps/gateway/src/http/problem.ts";
 import { chatMetricsRegistry, createMetrics } from "../apps/gateway/src/metrics.ts";
 
 type Schema = Record<string, unknown>;
@@ -152,7 +153,7 @@ export function renderApiReference(doc: OpenApiDocument, metrics: MetricInfo[]):
     "",
     "| code | status | title |",
     "| --- | --- | --- |",
-    ...(Object.entries(ERROR_CODES) as [ErrorCode, { status: number; title: string }][]).map(([code, e]) => `| \`${code}\` | ${e.status} | ${e.title} |`),
+    ...ERROR_CODES.map((code) => `| \`${code}\` | ${HTTP_ERRORS[code].status} | ${HTTP_ERRORS[code].title} |`),
     "",
     "## Endpoints",
     "",

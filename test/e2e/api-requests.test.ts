@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CreatedKey } from "../../packages/services/src/keys.ts";
+import type { CreatedKey } from "../../packages/services/src/index.ts";
 import { API_POLICY, expectNothingWritten, expectProblem, revokeKey, snapshot } from "../support/api-helpers.ts";
 import { type GatewayProcess, startGateway } from "../support/gateway.ts";
 

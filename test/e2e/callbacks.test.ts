@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEnv } from "../../apps/gateway/src/env.ts";
-import type { CreatedKey } from "../../packages/services/src/keys.ts";
+import type { CreatedKey } from "../../packages/services/src/index.ts";
 import { startCallbackReceiver } from "../fakes/callback-receiver.ts";
 import { eventually, sleep } from "../support/api-helpers.ts";
 import { type GatewayProcess, startGateway } from "../support/gateway.ts";

@@ -3,13 +3,13 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { buildProgram, run } from "../../packages/cli/src/main.ts";
+import { buildProgram, run } from "../../apps/cli/src/main.ts";
 import { tempDir } from "../support/db.ts";
 import { type GatewayProcess, ROOT, startGateway } from "../support/gateway.ts";
 
 const exec = promisify(execFile);
 type Command = ReturnType<typeof buildProgram>;
-const MAIN = join(ROOT, "packages/cli/src/main.ts");
+const MAIN = join(ROOT, "apps/cli/src/main.ts");
 
 interface Result {
   code: number;

@@ -1,6 +1,6 @@
 import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { CreatedKey } from "../../packages/services/src/keys.ts";
+import type { CreatedKey } from "../../packages/services/src/index.ts";
 import { startCallbackReceiver } from "../fakes/callback-receiver.ts";
 import { eventually, revokeKey } from "../support/api-helpers.ts";
 import { freshPostgresUrl } from "../support/db.ts";

@@ -192,7 +192,7 @@ describe("metrics", () => {
         log,
         rateLimit: 0,
         rateBurst: 1,
-        metrics: metricsRoute(m, db, isPublic),
+        metrics: metricsRoute(m, deps, isPublic),
         ready: async () => ({ ok: true, detail: {} }),
       });
       const server = app.listen(0, "127.0.0.1");

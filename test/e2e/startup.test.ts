@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { tempDir } from "../support/db.ts";
@@ -59,6 +59,33 @@ describe("gateway start-up", () => {
     expect(r.out).toMatch(/SLACK_SIGNING_SECRET/);
     // The token's value is never echoed back.
     expect(r.out).not.toContain("xoxb-1");
+  });
+
+  it("a bad callback allow-list, receipt key, port and database URL, given together, stop it before any database work, each named, with no stack trace", async () => {
+    const t = tempDir();
+    dirs.push(t);
+    const dataDir = join(t.dir, "data");
+    const r = await runGateway({
+      COUNTERSIGN_DATA_DIR: dataDir,
+      COUNTERSIGN_CALLBACK_ALLOW: "http://127.0.0.1,10.0.0.0/99",
+      COUNTERSIGN_RECEIPT_KEY: '{"kty":"RSA","n":"abc"}',
+      PORT: "70000",
+      DATABASE_URL: "postgres//nohost",
+    });
+    expect(r.code).toBe(1);
+    const lines = r.out.trim().split("\n");
+    expect(lines[0]).toBe("countersign: invalid configuration:");
+    expect(r.out).toContain('  COUNTERSIGN_CALLBACK_ALLOW: "http://127.0.0.1": write http:host (no "//"), for example http:127.0.0.1:9000');
+    expect(r.out).toContain('  COUNTERSIGN_CALLBACK_ALLOW: "10.0.0.0/99": "10.0.0.0/99" is not a valid CIDR range');
+    expect(r.out).toContain('  COUNTERSIGN_RECEIPT_KEY: must be an Ed25519 key ("kty": "OKP", "crv": "Ed25519")');
+    expect(r.out).toContain("  COUNTERSIGN_RECEIPT_KEY: needs the private part");
+    expect(r.out).toMatch(/^ {2}PORT: /m);
+    expect(r.out).toMatch(/^ {2}DATABASE_URL: must be a postgres/m);
+    // One line per problem, nothing else: no stack frames, no JSON log lines.
+    expect(lines.slice(1).every((l) => /^ {2}[A-Z_]+: /.test(l))).toBe(true);
+    expect(r.out).not.toMatch(/\n\s+at /);
+    // Nothing was opened: the embedded database's directory was never created.
+    expect(existsSync(dataDir)).toBe(false);
   });
 
   it("refuses Teams emulator mode in production", async () => {

@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { expect } from "vitest";
+import { openAdmin } from "../../apps/cli/src/admin-client.ts";
 import { parseEnv } from "../../apps/gateway/src/env.ts";
-import { openAdmin } from "../../packages/cli/src/admin-client.ts";
 import { type GatewayProcess, ROOT } from "./gateway.ts";
 
 /**
@@ -111,10 +111,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real CLI (`node --import tsx packages/cli/src/main.ts ...`) with the given environment. */
+/** Runs the real CLI (`node --import tsx apps/cli/src/main.ts ...`) with the given environment. */
 export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "packages/cli/src/main.ts"), ...args], {
+    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "apps/cli/src/main.ts"), ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "test", ...env },
       stdio: ["ignore", "pipe", "pipe"],

@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { openAdmin } from "../../apps/cli/src/admin-client.ts";
 import { parseEnv } from "../../apps/gateway/src/env.ts";
-import { openAdmin } from "../../packages/cli/src/admin-client.ts";
-import type { CreatedKey } from "../../packages/services/src/keys.ts";
+import type { CreatedKey } from "../../packages/services/src/index.ts";
 import { type Engine, freshPostgresUrl, tempDir } from "./db.ts";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));

@@ -5,7 +5,6 @@ import {
   type AuditEventRecord,
   BUILTIN_POLICY,
   ChainVerifier,
-  CountersignError,
   evaluatePolicy,
   isPrincipal,
   loadPolicyFile,

@@ -55,7 +55,11 @@ function fill(node: unknown, values: Record<string, string>): unknown {
  * Builds the Teams app manifest from the environment (TEAMS_APP_ID, COUNTERSIGN_PUBLIC_URL)
  * and options. Throws TeamsPackageError with a one-line message for any bad input.
  */
-export function buildTeamsManifest(env: Pick<CliEnv, "TEAMS_APP_ID" | "COUNTERSIGN_PUBLIC_URL">, o: TeamsPackageOptions = {}, dir = TEAMS_APP_DIR): Record<string, unknown> {
+export function buildTeamsManifest(
+  env: Pick<CliEnv, "TEAMS_APP_ID" | "COUNTERSIGN_PUBLIC_URL">,
+  o: TeamsPackageOptions = {},
+  dir = TEAMS_APP_DIR,
+): Record<string, unknown> {
   const appId = env.TEAMS_APP_ID?.trim();
   if (!appId) throw new TeamsPackageError("TEAMS_APP_ID is not set: set it to the Microsoft App ID of your Azure Bot");
   if (!GUID.test(appId)) throw new TeamsPackageError(`TEAMS_APP_ID must be a GUID (the Azure Bot's Microsoft App ID), got "${appId}"`);
@@ -90,7 +94,11 @@ export function buildTeamsManifest(env: Pick<CliEnv, "TEAMS_APP_ID" | "COUNTERSI
 }
 
 /** The app package Teams accepts: manifest.json and the two icons at the root of a zip. */
-export async function buildTeamsPackage(env: Pick<CliEnv, "TEAMS_APP_ID" | "COUNTERSIGN_PUBLIC_URL">, o: TeamsPackageOptions = {}, dir = TEAMS_APP_DIR): Promise<Buffer> {
+export async function buildTeamsPackage(
+  env: Pick<CliEnv, "TEAMS_APP_ID" | "COUNTERSIGN_PUBLIC_URL">,
+  o: TeamsPackageOptions = {},
+  dir = TEAMS_APP_DIR,
+): Promise<Buffer> {
   const manifest = buildTeamsManifest(env, o, dir);
   const zip = new JSZip();
   zip.file("manifest.json", `${JSON.stringify(manifest, null, 2)}\n`);

@@ -1,31 +1,29 @@
+import { bool, DatabaseEnv, type EnvProblem, isOn, parseEnv as parseWith } from "@countersign/config";
+import { CallbackAllowSpec, ReceiptKeySpec } from "@countersign/services";
 import { z } from "zod";
 
-const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => v === "true" || v === "1" || v === "yes");
+export { EnvError } from "@countersign/config";
 
 /**
- * Every setting the gateway reads, parsed once at boot. A bad value stops the process
- * with every problem named; nothing else in the codebase reads process.env.
+ * Every setting the gateway reads, parsed once at boot, before anything opens a database.
+ * A bad value stops the process with every problem named; nothing else in the gateway
+ * reads process.env.
  */
 export const GatewayEnv = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   HOST: z.string().default("127.0.0.1"),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL (leave unset for the embedded database)")
-    .optional(),
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
-  COUNTERSIGN_DATA_DIR: z.string().default("./.countersign/data"),
+  ...DatabaseEnv,
   COUNTERSIGN_POLICY_FILE: z.string().optional(),
   COUNTERSIGN_PUBLIC_URL: z.url().optional(),
-  COUNTERSIGN_RECEIPT_KEY: z.string().optional(),
+  COUNTERSIGN_RECEIPT_KEY: ReceiptKeySpec.optional(),
   COUNTERSIGN_RECEIPT_TTL: z.coerce
     .number()
     .int()
     .min(60)
     .max(86400 * 30)
     .default(900),
-  COUNTERSIGN_CALLBACK_ALLOW: z.string().optional(),
+  COUNTERSIGN_CALLBACK_ALLOW: CallbackAllowSpec.optional(),
   COUNTERSIGN_RATE_LIMIT: z.coerce.number().min(0).default(50),
   COUNTERSIGN_RATE_BURST: z.coerce.number().min(1).default(100),
   COUNTERSIGN_RELAY_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(200),
@@ -59,43 +57,35 @@ export type GatewayEnv = z.infer<typeof GatewayEnv>;
  * Rules that relate several variables. They run on the raw values, so a user sees these
  * problems together with any per-variable ones instead of one round at a time.
  */
-function crossCheck(e: Record<string, string | undefined>): { path: string; message: string }[] {
-  const out: { path: string; message: string }[] = [];
-  const on = (v: string | undefined) => v === "true" || v === "1" || v === "yes";
+function crossCheck(e: Record<string, string | undefined>): EnvProblem[] {
+  const out: EnvProblem[] = [];
+  const on = isOn;
   if (Boolean(e.SLACK_BOT_TOKEN) !== Boolean(e.SLACK_SIGNING_SECRET)) {
-    out.push({ path: e.SLACK_BOT_TOKEN ? "SLACK_SIGNING_SECRET" : "SLACK_BOT_TOKEN", message: "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set together" });
+    out.push({
+      variable: e.SLACK_BOT_TOKEN ? "SLACK_SIGNING_SECRET" : "SLACK_BOT_TOKEN",
+      message: "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set together",
+    });
   }
   const sovereign = ["TEAMS_OPENID_METADATA_URL", "TEAMS_TOKEN_ISSUER", "TEAMS_LOGIN_URL", "TEAMS_OAUTH_SCOPE", "TEAMS_CALLER_ID", "TEAMS_OAUTH_API_URL"];
   const missing = sovereign.filter((k) => !e[k]);
   if (missing.length > 0 && missing.length < sovereign.length) {
-    out.push({ path: missing[0] as string, message: `sovereign-cloud overrides are all set or none; missing: ${missing.join(", ")}` });
+    out.push({ variable: missing[0] as string, message: `sovereign-cloud overrides are all set or none; missing: ${missing.join(", ")}` });
   }
   if (e.COUNTERSIGN_RETRY_SCALE !== undefined && Number(e.COUNTERSIGN_RETRY_SCALE) !== 1 && e.NODE_ENV === "production") {
-    out.push({ path: "COUNTERSIGN_RETRY_SCALE", message: "is a test-only setting and is refused when NODE_ENV=production" });
+    out.push({ variable: "COUNTERSIGN_RETRY_SCALE", message: "is a test-only setting and is refused when NODE_ENV=production" });
   }
   if (on(e.TEAMS_DEV_NO_AUTH) && e.NODE_ENV === "production") {
-    out.push({ path: "TEAMS_DEV_NO_AUTH", message: "is refused when NODE_ENV=production" });
+    out.push({ variable: "TEAMS_DEV_NO_AUTH", message: "is refused when NODE_ENV=production" });
   }
   if (e.TEAMS_APP_ID && !e.TEAMS_APP_TYPE) {
-    out.push({ path: "TEAMS_APP_TYPE", message: "is required with TEAMS_APP_ID (MultiTenant, SingleTenant or UserAssignedMSI)" });
+    out.push({ variable: "TEAMS_APP_TYPE", message: "is required with TEAMS_APP_ID (MultiTenant, SingleTenant or UserAssignedMSI)" });
   }
   if (e.TEAMS_APP_TYPE === "SingleTenant" && !e.TEAMS_APP_TENANT_ID) {
-    out.push({ path: "TEAMS_APP_TENANT_ID", message: "is required for a SingleTenant app" });
+    out.push({ variable: "TEAMS_APP_TENANT_ID", message: "is required for a SingleTenant app" });
   }
   return out;
 }
 
-export class EnvError extends Error {
-  override name = "EnvError";
-}
-
 export function parseEnv(source: Record<string, string | undefined>): GatewayEnv {
-  // Treat empty strings as unset, as shells and .env files commonly produce them.
-  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ""));
-  const r = GatewayEnv.safeParse(cleaned);
-  const problems = [...(r.success ? [] : r.error.issues.map((i) => ({ path: i.path.join(".") || "(env)", message: i.message }))), ...crossCheck(cleaned)];
-  if (!r.success || problems.length > 0) {
-    throw new EnvError(`invalid configuration:\n${problems.map((p) => `  ${p.path}: ${p.message}`).join("\n")}`);
-  }
-  return r.data;
+  return parseWith(GatewayEnv, source, crossCheck);
 }

@@ -3,23 +3,14 @@ import { createServer, type RequestListener, type Server } from "node:http";
 import { join, resolve } from "node:path";
 import { BUILTIN_POLICY, type Logger, loadPolicyFile, type PolicyFile } from "@countersign/core";
 import { acquireDataDirLock, type Database, databaseConfigFrom, openDatabase, socketPath } from "@countersign/db";
-import {
-  adminOps,
-  type ClaimedJob,
-  chatBackoffSeconds,
-  createCallbackGuard,
-  createReceiptSigner,
-  expireDue,
-  isDatabaseUnavailable,
-  type ServiceDeps,
-} from "@countersign/services";
+import { adminOps, createCallbackGuard, createReceiptSigner, expireDue, isDatabaseUnavailable, type ServiceDeps, systemCtx } from "@countersign/services";
 import { startAdminSocket } from "./admin-socket.ts";
 import type { GatewayEnv } from "./env.ts";
 import { createApp } from "./http/app.ts";
 import { Waiters } from "./http/waiters.ts";
 import { createLogger } from "./logger.ts";
 import { createMetrics, metricsRoute, startMetricsServer } from "./metrics.ts";
-import { callbackBackoffMs, callbackHandler } from "./relay/callback.ts";
+import { callbackHandler } from "./relay/callback.ts";
 import { Relay } from "./relay/relay.ts";
 import type { ChatSurface } from "./surface.ts";
 
@@ -146,13 +137,11 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       pollMs: env.COUNTERSIGN_RELAY_POLL_MS,
       onSettled: metrics.onSettled,
       handlers: {
-        callback: callbackHandler(db, deps.callbackGuard, `Countersign/${VERSION}`),
+        callback: callbackHandler(deps, `Countersign/${VERSION}`),
         ...Object.assign({}, ...surfaces.map((s) => s.handlers)),
       },
       // COUNTERSIGN_RETRY_SCALE (test-only; always 1 in production) shrinks the schedule. Retry-After is still honoured in full.
-      backoff: (job: ClaimedJob) =>
-        env.COUNTERSIGN_RETRY_SCALE *
-        (job.kind === "callback" ? callbackBackoffMs(job) : Math.round(chatBackoffSeconds(job.attempts) * 1000 * (0.8 + Math.random() * 0.4))),
+      retryScale: env.COUNTERSIGN_RETRY_SCALE,
     });
 
     const app = createApp({
@@ -163,7 +152,7 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       rateBurst: env.COUNTERSIGN_RATE_BURST,
       rawRouters: surfaces.flatMap((s) => (s.mount ? [s.mount] : [])),
       // With COUNTERSIGN_METRICS_PORT, /metrics lives only on that port.
-      metrics: env.COUNTERSIGN_METRICS_PORT ? undefined : metricsRoute(metrics, db, env.COUNTERSIGN_METRICS_PUBLIC),
+      metrics: env.COUNTERSIGN_METRICS_PORT ? undefined : metricsRoute(metrics, deps, env.COUNTERSIGN_METRICS_PUBLIC),
       ready: async () => {
         await db.ping();
         const pending = await db.pendingMigrations();
@@ -185,7 +174,7 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
     cleanups.unshift(() => relay.stop());
 
     const sweep = setInterval(() => {
-      expireDue(deps).catch((e) => {
+      expireDue({ ctx: systemCtx(deps, "expiry-sweeper"), input: {} }).catch((e) => {
         if (!isDatabaseUnavailable(e)) log.error("expiry sweep failed", { err: e as Error });
       });
     }, env.COUNTERSIGN_SWEEP_MS);

@@ -1,13 +1,34 @@
+import { EnvError } from "@countersign/config";
 import { PolicyError } from "@countersign/core";
 import { DataDirLockedError } from "@countersign/db";
-import { EnvError, parseEnv } from "./env.ts";
+import { toCountersignError } from "@countersign/services";
+import { parseEnv } from "./env.ts";
 import { startGateway } from "./gateway.ts";
 import { buildSurfaces } from "./surfaces.ts";
+import { teamsSettings } from "./teams/config.ts";
+
+/** What a failed start-up prints: one message a user can act on, never a stack trace. */
+export function startupFailure(e: unknown): string {
+  if (e instanceof EnvError) return `countersign: ${e.message}`;
+  if (e instanceof PolicyError) return `countersign: invalid policy\n${e.message}`;
+  if (e instanceof DataDirLockedError) return `countersign: cannot start: ${e.message} (lock: ${e.lockFile})`;
+  const ce = toCountersignError(e);
+  if (ce.code === "service_unavailable") {
+    return `countersign: cannot start: the database is unavailable (${(e as Error)?.message ?? String(e)}); check DATABASE_URL and that the server is running`;
+  }
+  if (ce.code !== "internal_error") return `countersign: cannot start: ${ce.code}: ${ce.message}`;
+  return `countersign: failed to start: ${(e as Error)?.message ?? String(e)} (set LOG_LEVEL=debug for details)`;
+}
 
 /** Boots the gateway; failures that a user can fix are printed as one clear message. */
 export async function main(): Promise<void> {
+  let debug = false;
   try {
     const env = parseEnv(process.env);
+    debug = env.LOG_LEVEL === "debug";
+    // Surface settings that need more than one variable are checked here too, so every
+    // configuration problem is reported before the database is opened.
+    teamsSettings(env);
     const gw = await startGateway({ env, surfaces: (deps, log) => buildSurfaces(env, deps, log) });
     const shutdown = (signal: string) => {
       gw.log.info(`received ${signal}; shutting down`);
@@ -18,13 +39,8 @@ export async function main(): Promise<void> {
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
   } catch (e) {
-    if (e instanceof EnvError || e instanceof PolicyError) {
-      console.error(`countersign: ${e instanceof PolicyError ? "invalid policy\n" : ""}${e.message}`);
-    } else if (e instanceof DataDirLockedError) {
-      console.error(`countersign: cannot start: ${e.message} (lock: ${e.lockFile})`);
-    } else {
-      console.error(`countersign: failed to start: ${(e as Error).stack ?? e}`);
-    }
+    console.error(startupFailure(e));
+    if (debug) console.error(e);
     process.exit(1);
   }
 }

@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "@countersign/core";
 import type { Database } from "@countersign/db";
-import { type ClaimedJob, outboxStats, type ServiceEvent } from "@countersign/services";
+import { type ClaimedJob, outboxStats, type ServiceDeps, type ServiceEvent } from "@countersign/services";
 import type { RequestHandler } from "express";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { requireKey } from "./http/auth.ts";
@@ -248,8 +248,8 @@ function expose(metrics: GatewayMetrics): RequestHandler {
 }
 
 /** GET /metrics on the main app: an admin key is required unless the metrics are public. */
-export function metricsRoute(metrics: GatewayMetrics, db: Database, isPublic: boolean): RequestHandler[] {
-  return isPublic ? [expose(metrics)] : [requireKey(db, "admin"), expose(metrics)];
+export function metricsRoute(metrics: GatewayMetrics, deps: ServiceDeps, isPublic: boolean): RequestHandler[] {
+  return isPublic ? [expose(metrics)] : [requireKey(deps, "admin"), expose(metrics)];
 }
 
 /**

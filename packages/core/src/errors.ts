@@ -1,28 +1,31 @@
 /**
- * The closed set of error codes. Each transport maps these once: HTTP to problem+json,
- * Slack to an ephemeral message, Teams to a card.
+ * The closed set of error codes, the same on every surface. Each transport maps a code
+ * once, onto its own output: HTTP to a status and problem+json (apps/gateway http/problem.ts),
+ * Slack to an ephemeral message, Teams to a card notice, the CLI to one line.
  */
-export const ERROR_CODES = {
-  invalid_request: { status: 400, title: "Invalid request" },
-  unauthorized: { status: 401, title: "Unauthorized" },
-  forbidden: { status: 403, title: "Forbidden" },
-  not_found: { status: 404, title: "Not found" },
-  method_not_allowed: { status: 405, title: "Method not allowed" },
-  request_not_pending: { status: 409, title: "Request is no longer pending" },
-  already_voted: { status: 409, title: "Already voted" },
-  self_approval_forbidden: { status: 403, title: "Self-approval is forbidden" },
-  not_an_approver: { status: 403, title: "Not an approver" },
-  reviewer_unverified: { status: 403, title: "Reviewer identity could not be verified" },
-  idempotency_conflict: { status: 422, title: "Idempotency key reused with a different body" },
-  callback_url_forbidden: { status: 422, title: "Callback URL is not allowed" },
-  payload_too_large: { status: 413, title: "Payload too large" },
-  unsupported_media_type: { status: 415, title: "Unsupported media type" },
-  rate_limited: { status: 429, title: "Too many requests" },
-  service_unavailable: { status: 503, title: "Service unavailable" },
-  internal_error: { status: 500, title: "Internal error" },
-} as const;
+export const ERROR_CODES = [
+  "invalid_request",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "request_not_pending",
+  "already_voted",
+  "self_approval_forbidden",
+  "not_an_approver",
+  "reviewer_unverified",
+  "idempotency_conflict",
+  "callback_url_forbidden",
+  "conflict",
+  "rate_limited",
+  "service_unavailable",
+  "internal_error",
+  // Raised only by the HTTP edge, before a body reaches a service.
+  "method_not_allowed",
+  "payload_too_large",
+  "unsupported_media_type",
+] as const;
 
-export type ErrorCode = keyof typeof ERROR_CODES;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export interface FieldError {
   path: string;
@@ -41,10 +44,6 @@ export class CountersignError extends Error {
     this.code = code;
     this.errors = opts.errors;
     this.retryAfter = opts.retryAfter;
-  }
-
-  get status(): number {
-    return ERROR_CODES[this.code].status;
   }
 }
 

@@ -174,7 +174,7 @@ function isRetryable(e: unknown): boolean {
  * The Countersign client. Ask before acting:
  *
  * ```ts
- * const cs = new Countersign({ baseUrl: "http://127.0.0.1:8080", apiKey: process.env.COUNTERSIGN_API_KEY! });
+ * const cs = new Countersign({ baseUrl: "http://127.0.0.1:8080", apiKey: agentKey }); // the agent key, from your secret store
  * const { receipt } = await cs.requestApproval({ action: "db.export", summary: "Export customers", params: { table: "customers" } });
  * ```
  */

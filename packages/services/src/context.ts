@@ -1,7 +1,7 @@
 import type { Actor, Logger, PolicyFile, RefusalCode, Surface, TerminalStatus } from "@countersign/core";
-import type { Database } from "@countersign/db";
-import type { CallbackGuard } from "./callback-guard.ts";
-import type { ReceiptSigner } from "./receipts.ts";
+import type { Database, Tx } from "@countersign/db";
+import type { CallbackGuard } from "./callbacks/guard.ts";
+import type { ReceiptSigner } from "./receipts/signer.ts";
 
 /** Long-lived dependencies, built once by the gateway (or CLI) and shared by every call. */
 export interface ServiceDeps {
@@ -27,14 +27,41 @@ export type ServiceEvent =
   | { type: "request.finished"; action: string; rule: string | null; status: TerminalStatus; resolution: string; createdAt: Date; decidedAt: Date }
   | { type: "decision"; surface: Surface; decision: "approve" | "deny"; refused?: RefusalCode | undefined };
 
-/** Per-call context: who is acting, and the correlation id of the inbound request. */
+/**
+ * Per-call context: who is acting, the correlation id of the inbound request, a logger
+ * that carries it, and (inside `withTransaction`) the open transaction.
+ */
 export interface ServiceCtx {
   deps: ServiceDeps;
   actor: Actor;
   requestId: string;
+  log: Logger;
+  tx?: Tx;
 }
+
+/** A ctx inside a transaction; verbs that take it run in the caller's transaction. */
+export type TxCtx = ServiceCtx & { tx: Tx };
 
 export interface ServiceCall<I> {
   ctx: ServiceCtx;
   input: I;
+}
+
+/** Builds a ctx; each surface wraps this in its own `toServiceCtx()`. */
+export function serviceCtx(deps: ServiceDeps, actor: Actor, requestId: string): ServiceCtx {
+  return { deps, actor, requestId, log: deps.logger.child({ requestId }) };
+}
+
+/** The ctx for work the gateway does on its own (sweeper, policy, relay). */
+export function systemCtx(deps: ServiceDeps, name: string, requestId = `${name}-${Date.now().toString(36)}`): ServiceCtx {
+  return serviceCtx(deps, { type: "system", name }, requestId);
+}
+
+/**
+ * Runs `fn` in the caller's transaction when there is one, or in a new one. Verbs compose
+ * through this, so a change and its audit event always commit together.
+ */
+export function withTransaction<T>(ctx: ServiceCtx, fn: (ctx: TxCtx) => Promise<T>): Promise<T> {
+  if (ctx.tx) return fn(ctx as TxCtx);
+  return ctx.deps.db.prisma.$transaction((tx) => fn({ ...ctx, tx }));
 }

@@ -1,5 +1,6 @@
 import { CountersignError, type FieldError } from "@countersign/core";
-import type { z } from "zod";
+import { classifyDatabaseError } from "@countersign/db";
+import { z } from "zod";
 
 export function invalid(message: string, errors?: FieldError[]): CountersignError {
   return new CountersignError("invalid_request", message, errors ? { errors } : {});
@@ -16,16 +17,34 @@ export function fromZod(error: z.ZodError, root = ""): CountersignError {
   return invalid("The request body is not valid.", errors);
 }
 
-/** Prisma / driver errors that mean the database cannot be reached right now. */
 export function isDatabaseUnavailable(e: unknown): boolean {
-  const s = `${(e as { code?: string })?.code ?? ""} ${(e as Error)?.message ?? ""} ${String((e as { cause?: unknown })?.cause ?? "")}`;
-  return /P1001|P1002|P1017|P2024|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection terminated|connection timeout|timeout exceeded when trying to connect|DatabaseNotReachable|the database system is (shutting down|starting up)|terminating connection|Can't reach database|Server has closed the connection|Closed the connection|client has encountered a connection error/i.test(
-    s,
-  );
+  const kind = classifyDatabaseError(e);
+  return kind === "unavailable" || kind === "busy";
 }
 
 export function isUniqueViolation(e: unknown): boolean {
-  const code = (e as { code?: string })?.code;
-  const msg = (e as Error)?.message ?? "";
-  return code === "P2002" || /Unique constraint|duplicate key value/i.test(msg);
+  return classifyDatabaseError(e) === "unique";
+}
+
+/**
+ * The one place any thrown value becomes a CountersignError with a stable code. Every
+ * surface (HTTP, Slack, Teams, the admin socket, the CLI) calls this and then maps the
+ * code onto its own output. An unknown error becomes `internal_error`, with the original
+ * kept as `cause` for the log and never shown to the caller.
+ */
+export function toCountersignError(err: unknown): CountersignError {
+  if (err instanceof CountersignError) return err;
+  if (err instanceof z.ZodError) return fromZod(err);
+  switch (classifyDatabaseError(err)) {
+    case "unavailable":
+      return new CountersignError("service_unavailable", "The database is unavailable; nothing was recorded. Retry shortly.", { retryAfter: 5, cause: err });
+    // No pool connection within maxWait, a transaction that outlived its timeout, or a
+    // serialization conflict: nothing was committed, so retrying is safe.
+    case "busy":
+      return new CountersignError("service_unavailable", "The server is busy; nothing was recorded. Retry shortly.", { retryAfter: 1, cause: err });
+    case "unique":
+      return new CountersignError("conflict", "That conflicts with something that already exists.", { cause: err });
+    default:
+      return new CountersignError("internal_error", "An internal error occurred. Quote the request id when reporting it.", { cause: err });
+  }
 }

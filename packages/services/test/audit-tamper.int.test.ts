@@ -1,9 +1,9 @@
 import { type AuditEventBody, auditHash } from "@countersign/core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { engines } from "../../../test/support/db.ts";
-import { auditRecord, iterateAudit, listAudit, verifyAudit } from "../src/audit.ts";
-import { createRequest } from "../src/create-request.ts";
-import { decide } from "../src/decide.ts";
+import { auditRecord, iterateAudit, listAudit, verifyAudit } from "../src/index.ts";
+import { createRequest } from "../src/requests/create.ts";
+import { decide } from "../src/requests/decide.ts";
 import { type ServiceHarness, setupServices } from "./helpers.ts";
 
 /**
@@ -45,14 +45,14 @@ describe.each(engines())("audit chain tamper detection in the database on %s", (
       await tx.auditEvent.deleteMany({});
       await tx.auditEvent.createMany({ data: pristine.map((r) => ({ ...r, data: r.data as object })) });
     });
-    expect(await verifyAudit(h.db)).toEqual({ ok: true, count: 7, lastSeq: 7 });
+    expect(await verifyAudit({ ctx: h.ctx(h.system), input: {} })).toEqual({ ok: true, count: 7, lastSeq: 7 });
   });
 
   const exec = (sql: string, ...params: unknown[]) => h.db.prisma.$executeRawUnsafe(sql, ...params);
 
   it("an edited event (data changed, hash left alone) is named", async () => {
     await exec(`UPDATE audit_events SET data = jsonb_set(data, '{decision}', '"deny"') WHERE seq = 4`);
-    expect(await verifyAudit(h.db)).toMatchObject({ ok: false, lastSeq: 3, firstBad: { seq: 4, problem: "edited" } });
+    expect(await verifyAudit({ ctx: h.ctx(h.system), input: {} })).toMatchObject({ ok: false, lastSeq: 3, firstBad: { seq: 4, problem: "edited" } });
   });
 
   it("an edit that also recomputes the event's own hash breaks the link to the next event", async () => {
@@ -60,12 +60,16 @@ describe.each(engines())("audit chain tamper detection in the database on %s", (
     const body: AuditEventBody = { ...auditRecord(row), actor: { ...auditRecord(row).actor, principal: "mallory@example.com" } };
     const { hash: _old, ...rest } = body as AuditEventBody & { hash?: string };
     await exec(`UPDATE audit_events SET actor_principal = 'mallory@example.com', hash = $1 WHERE seq = 5`, auditHash(rest));
-    expect(await verifyAudit(h.db)).toMatchObject({ ok: false, lastSeq: 5, firstBad: { seq: 6, problem: "bad_link" } });
+    expect(await verifyAudit({ ctx: h.ctx(h.system), input: {} })).toMatchObject({ ok: false, lastSeq: 5, firstBad: { seq: 6, problem: "bad_link" } });
   });
 
   it("a deleted event is detected at the event after the gap", async () => {
     await exec(`DELETE FROM audit_events WHERE seq = 5`);
-    expect(await verifyAudit(h.db)).toMatchObject({ ok: false, lastSeq: 4, firstBad: { seq: 6, problem: "deleted_or_reordered" } });
+    expect(await verifyAudit({ ctx: h.ctx(h.system), input: {} })).toMatchObject({
+      ok: false,
+      lastSeq: 4,
+      firstBad: { seq: 6, problem: "deleted_or_reordered" },
+    });
   });
 
   it("reordered events (two swapped) are detected at the first out-of-place event", async () => {
@@ -76,12 +80,12 @@ describe.each(engines())("audit chain tamper detection in the database on %s", (
       await tx.$executeRawUnsafe(`UPDATE audit_events SET seq = 4 WHERE seq = 1000`);
     });
     // Row 3 now holds event 4, whose seq field was rewritten, so its content no longer matches its hash.
-    expect(await verifyAudit(h.db)).toMatchObject({ ok: false, lastSeq: 2, firstBad: { seq: 3, problem: "edited" } });
+    expect(await verifyAudit({ ctx: h.ctx(h.system), input: {} })).toMatchObject({ ok: false, lastSeq: 2, firstBad: { seq: 3, problem: "edited" } });
   });
 
   it("moving an event's timestamp is an edit of hashed content and is named", async () => {
     await exec(`UPDATE audit_events SET at = at - interval '1 day' WHERE seq = 7`);
-    expect(await verifyAudit(h.db)).toMatchObject({ ok: false, firstBad: { seq: 7, problem: "edited" } });
+    expect(await verifyAudit({ ctx: h.ctx(h.system), input: {} })).toMatchObject({ ok: false, firstBad: { seq: 7, problem: "edited" } });
   });
 
   it("an inserted event with a valid hash of its own is detected at the first original event after it", async () => {
@@ -115,7 +119,7 @@ describe.each(engines())("audit chain tamper detection in the database on %s", (
         },
       });
     });
-    const v = await verifyAudit(h.db);
+    const v = await verifyAudit({ ctx: h.ctx(h.system), input: {} });
     // The forgery itself chains; the original event 5 (now seq 6) no longer matches its hash.
     expect(v).toMatchObject({ ok: false, lastSeq: 5, firstBad: { seq: 6, problem: "edited" } });
   });
@@ -145,12 +149,12 @@ describe.each(engines())("audit chain tamper detection in the database on %s", (
         hash: auditHash(forged),
       },
     });
-    expect(await verifyAudit(h.db)).toMatchObject({ ok: false, lastSeq: 7, firstBad: { seq: 8, problem: "bad_link" } });
+    expect(await verifyAudit({ ctx: h.ctx(h.system), input: {} })).toMatchObject({ ok: false, lastSeq: 7, firstBad: { seq: 8, problem: "bad_link" } });
   });
 
   it("paging (after/limit) and iteration return the chain in order", async () => {
-    expect((await listAudit(h.db, 2, 3)).map((e) => e.seq)).toEqual([3, 4, 5]);
-    expect((await listAudit(h.db, 7, 10)).map((e) => e.seq)).toEqual([]);
+    expect((await listAudit({ ctx: h.ctx(h.system), input: { after: 2, limit: 3 } })).map((e) => e.seq)).toEqual([3, 4, 5]);
+    expect((await listAudit({ ctx: h.ctx(h.system), input: { after: 7, limit: 10 } })).map((e) => e.seq)).toEqual([]);
     const all: number[] = [];
     for await (const e of iterateAudit(h.db, { pageSize: 3 })) all.push(e.seq);
     expect(all).toEqual([1, 2, 3, 4, 5, 6, 7]);

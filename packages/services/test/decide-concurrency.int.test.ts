@@ -1,9 +1,9 @@
 import type { Actor } from "@countersign/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engines } from "../../../test/support/db.ts";
-import { createRequest } from "../src/create-request.ts";
-import { decide } from "../src/decide.ts";
-import { expireDue } from "../src/expire-due.ts";
+import { createRequest } from "../src/requests/create.ts";
+import { decide } from "../src/requests/decide.ts";
+import { expireDue } from "../src/requests/expire-due.ts";
 import { type ServiceHarness, settleAll, setupServices } from "./helpers.ts";
 
 /**
@@ -144,7 +144,7 @@ describe.each(engines())("decide() under concurrency on %s", (engine) => {
     const due = await h.db.prisma.approvalRequest.count({ where: { status: "pending", expiresAt: { lte: h.clock.now() } } });
     const [votes, swept] = await Promise.all([
       settleAll(ids.map((id) => decide({ ctx: h.ctx(alice()), input: { requestId: id, body: { decision: "approve" } } }))),
-      expireDue(h.deps),
+      expireDue({ ctx: h.ctx(h.system), input: {} }),
     ]);
     expect(votes.map((v) => !v.ok && v.code)).toEqual(["request_not_pending", "request_not_pending", "request_not_pending"]);
     expect(swept).toBe(due);
@@ -161,7 +161,7 @@ describe.each(engines())("decide() under concurrency on %s", (engine) => {
     h.clock.advance(31 * 60 * 1000);
     const dueNow = await h.db.prisma.approvalRequest.count({ where: { status: "pending", expiresAt: { lte: h.clock.now() } } });
     expect(dueNow).toBeGreaterThanOrEqual(3);
-    const [a, b] = await Promise.all([expireDue(h.deps), expireDue(h.deps)]);
+    const [a, b] = await Promise.all([expireDue({ ctx: h.ctx(h.system), input: {} }), expireDue({ ctx: h.ctx(h.system), input: {} })]);
     expect(a + b).toBe(dueNow);
     for (const id of more) {
       const f = await facts(id);

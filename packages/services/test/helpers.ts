@@ -2,10 +2,11 @@ import { join } from "node:path";
 import { type Actor, type Logger, type PolicyFile, parsePolicy } from "@countersign/core";
 import type { Database } from "@countersign/db";
 import { type Engine, openTestDatabase, tempDir } from "../../../test/support/db.ts";
-import { createCallbackGuard } from "../src/callback-guard.ts";
-import type { ServiceCtx, ServiceDeps } from "../src/context.ts";
-import { type CreatedKey, createKey } from "../src/keys.ts";
-import { createReceiptSigner } from "../src/receipts.ts";
+import { parseCallbackAllow } from "../src/callbacks/allow-list.ts";
+import { createCallbackGuard } from "../src/callbacks/guard.ts";
+import { type ServiceCtx, type ServiceDeps, serviceCtx } from "../src/context.ts";
+import { type CreatedKey, createKey } from "../src/index.ts";
+import { createReceiptSigner } from "../src/receipts/signer.ts";
 
 export const PUBLIC_URL = "https://countersign.test";
 
@@ -76,6 +77,12 @@ export interface ServiceHarness {
   cleanup(): Promise<void>;
 }
 
+function allowList(spec: string | undefined) {
+  const r = parseCallbackAllow(spec);
+  if (!r.ok) throw new Error(`bad test allow-list: ${r.problems.join("; ")}`);
+  return r.value;
+}
+
 /** Opens a fresh, migrated database of `engine` and wires ServiceDeps around it, as the gateway does. */
 export async function setupServices(
   engine: Engine,
@@ -97,14 +104,14 @@ export async function setupServices(
     logger: quietLogger(logged),
     policy: () => policy,
     receipts: await createReceiptSigner({ issuer: PUBLIC_URL, ttlSeconds: 900, keyFile: join(keys.dir, "receipt-keys.json") }),
-    callbackGuard: opts.resolve ? createCallbackGuard(opts.callbackAllow, opts.resolve) : createCallbackGuard(opts.callbackAllow),
+    callbackGuard: createCallbackGuard(allowList(opts.callbackAllow), ...(opts.resolve ? [opts.resolve] : [])),
     surfaces: { slack: false, teams: false },
     publicUrl: PUBLIC_URL,
     clock: clock.now,
   };
   const system: Actor = { type: "system", name: "test" };
   let n = 0;
-  const ctx = (actor: Actor): ServiceCtx => ({ deps, actor, requestId: `test-${++n}` });
+  const ctx = (actor: Actor): ServiceCtx => serviceCtx(deps, actor, `test-${++n}`);
   return {
     engine,
     db,

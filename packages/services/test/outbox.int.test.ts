@@ -1,7 +1,7 @@
 import { type Database, openDatabase } from "@countersign/db";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { engines } from "../../../test/support/db.ts";
-import { type ClaimedJob, claimJobs, enqueue, settleJob } from "../src/outbox.ts";
+import { type ClaimedJob, claimJobs, enqueue, settleJob } from "../src/index.ts";
 import { type ServiceHarness, setupServices } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -2,13 +2,11 @@ import { type Actor, canonicalSha256 } from "@countersign/core";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engines } from "../../../test/support/db.ts";
-import { verifyAudit } from "../src/audit.ts";
-import { cancelRequest } from "../src/cancel-request.ts";
-import { createRequest } from "../src/create-request.ts";
-import { decide } from "../src/decide.ts";
-import { expireDue } from "../src/expire-due.ts";
-import { authenticateKey, createKey, listKeys, revokeKey } from "../src/keys.ts";
-import { getRequest, listRequests } from "../src/read-requests.ts";
+import { authenticateKey, createKey, getRequest, listKeys, listRequests, revokeKey, verifyAudit } from "../src/index.ts";
+import { cancelRequest } from "../src/requests/cancel.ts";
+import { createRequest } from "../src/requests/create.ts";
+import { decide } from "../src/requests/decide.ts";
+import { expireDue } from "../src/requests/expire-due.ts";
 import { PUBLIC_URL, rowCounts, type ServiceHarness, settleAll, setupServices } from "./helpers.ts";
 
 /** The service verbs against a real database, on every engine. */
@@ -213,7 +211,7 @@ describe.each(engines())("services on %s", (engine) => {
       await vote(alice(), partial.resource.id, "approve");
       const plain = await submit({ action: "report.build", callbackUrl: "http://127.0.0.1:9/hook" });
       h.clock.advance(61 * 60 * 1000);
-      expect(await expireDue(h.deps)).toBeGreaterThanOrEqual(2);
+      expect(await expireDue({ ctx: h.ctx(h.system), input: {} })).toBeGreaterThanOrEqual(2);
       const p = await getRequest({ ctx: h.ctx(agent), input: { requestId: partial.resource.id } });
       expect(p).toMatchObject({ status: "denied", resolution: "timeout", receipt: null, approvals: { received: 1 } });
       const q = await getRequest({ ctx: h.ctx(agent), input: { requestId: plain.resource.id } });
@@ -221,7 +219,7 @@ describe.each(engines())("services on %s", (engine) => {
       const payloads = await h.db.prisma.outboxJob.findMany({ where: { requestId: { in: [partial.resource.id, plain.resource.id] }, kind: "callback" } });
       expect(payloads.map((j) => (j.payload as { type: string }).type).sort()).toEqual(["request.denied", "request.expired"]);
       expect(await h.db.prisma.approvalRequest.count({ where: { status: "pending", expiresAt: { lte: h.clock.now() } } })).toBe(0);
-      expect(await expireDue(h.deps)).toBe(0);
+      expect(await expireDue({ ctx: h.ctx(h.system), input: {} })).toBe(0);
     });
   });
 
@@ -231,12 +229,12 @@ describe.each(engines())("services on %s", (engine) => {
       expect(k).toMatchObject({ owner: "temp@example.com", scopes: ["requests"] });
       expect(k.key).toMatch(/^cs_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{32,}$/);
       expect(k.webhookSecret).toMatch(/^whsec_/);
-      expect((await authenticateKey(h.db, k.key)).id).toBe(k.id);
+      expect((await authenticateKey({ ctx: h.ctx(h.system), input: { presented: k.key } })).id).toBe(k.id);
       const forged = `${k.prefix}_${"A".repeat(32)}`;
-      await expect(authenticateKey(h.db, forged)).rejects.toMatchObject({ code: "unauthorized" });
-      await expect(authenticateKey(h.db, "not-a-key")).rejects.toMatchObject({ code: "unauthorized" });
+      await expect(authenticateKey({ ctx: h.ctx(h.system), input: { presented: forged } })).rejects.toMatchObject({ code: "unauthorized" });
+      await expect(authenticateKey({ ctx: h.ctx(h.system), input: { presented: "not-a-key" } })).rejects.toMatchObject({ code: "unauthorized" });
       await revokeKey({ ctx: h.ctx(h.system), input: { id: k.prefix } });
-      await expect(authenticateKey(h.db, k.key)).rejects.toMatchObject({ code: "unauthorized" });
+      await expect(authenticateKey({ ctx: h.ctx(h.system), input: { presented: k.key } })).rejects.toMatchObject({ code: "unauthorized" });
       // Only the hash is stored.
       const row = await h.db.prisma.apiKey.findUniqueOrThrow({ where: { id: k.id } });
       expect(JSON.stringify(row)).not.toContain(k.key.slice(16));
@@ -251,7 +249,7 @@ describe.each(engines())("services on %s", (engine) => {
     });
 
     it("the audit chain over everything above verifies", async () => {
-      const v = await verifyAudit(h.db);
+      const v = await verifyAudit({ ctx: h.ctx(h.system), input: {} });
       expect(v.ok).toBe(true);
       expect(v.count).toBe((await rowCounts(h.db)).audit_events);
     });

@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { openAdmin } from "../../../apps/cli/src/admin-client.ts";
 import { parseEnv } from "../../../apps/gateway/src/env.ts";
-import { openAdmin } from "../../../packages/cli/src/admin-client.ts";
-import type { CreatedKey } from "../../../packages/services/src/keys.ts";
+import type { CreatedKey } from "../../../packages/services/src/index.ts";
 
 export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const MAIN = join(ROOT, "apps/gateway/src/main.ts");

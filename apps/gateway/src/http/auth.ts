@@ -1,6 +1,5 @@
 import { type Actor, CountersignError, type Scope } from "@countersign/core";
-import type { Database } from "@countersign/db";
-import { type AuthenticatedKey, authenticateKey } from "@countersign/services";
+import { type AuthenticatedKey, authenticateKey, type ServiceDeps, systemCtx } from "@countersign/services";
 import type { NextFunction, Request, Response } from "express";
 
 declare global {
@@ -13,12 +12,12 @@ declare global {
 }
 
 /** Verifies `Authorization: Bearer <key>` and that the key holds one of `scopes`. */
-export function requireKey(db: Database, ...scopes: Scope[]) {
+export function requireKey(deps: ServiceDeps, ...scopes: Scope[]) {
   return async (req: Request, _res: Response, next: NextFunction) => {
     const header = req.get("authorization") ?? "";
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) throw new CountersignError("unauthorized", "Send the API key as `Authorization: Bearer <key>`.");
-    const key = await authenticateKey(db, m[1] as string);
+    const key = await authenticateKey({ ctx: systemCtx(deps, "http-auth", req.id), input: { presented: m[1] as string } });
     if (scopes.length > 0 && !scopes.some((s) => key.scopes.includes(s))) {
       throw new CountersignError("forbidden", `This API key lacks the ${scopes.map((s) => `"${s}"`).join(" or ")} scope.`);
     }

@@ -16,6 +16,7 @@ import {
 import type { RequestResource } from "@countersign/services";
 import type { Request, Response } from "express";
 import { z } from "zod";
+import { HTTP_ERRORS } from "./problem.ts";
 
 const PACKAGE_VERSION = (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
 
@@ -32,7 +33,7 @@ const Timestamp = z.iso.datetime({ offset: true }).describe("RFC 3339 timestamp"
 const RequestId = z.string().regex(REQUEST_ID).describe("request id: req_ followed by a ULID");
 const Status = z.enum(REQUEST_STATUSES);
 const SurfaceName = z.enum(["api", "slack", "teams"]);
-const ErrorCodeSchema = z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]).meta({
+const ErrorCodeSchema = z.enum(ERROR_CODES).meta({
   id: "ErrorCode",
   description: "The closed set of error codes; `status` is fixed per code.",
 });
@@ -261,14 +262,14 @@ function problems(...codes: ErrorCode[]): Record<string, ResponseConfig> {
   const all: ErrorCode[] = [...codes, "internal_error", "service_unavailable"];
   const byStatus = new Map<number, ErrorCode[]>();
   for (const c of new Set(all)) {
-    const s = ERROR_CODES[c].status;
+    const s = HTTP_ERRORS[c].status;
     byStatus.set(s, [...(byStatus.get(s) ?? []), c]);
   }
   const out: Record<string, ResponseConfig> = {};
   for (const [status, list] of [...byStatus].sort((a, b) => a[0] - b[0])) {
     const retry = list.some((c) => c === "rate_limited" || c === "service_unavailable");
     out[String(status)] = {
-      description: `${STATUS_TEXT[status] ?? ERROR_CODES[list[0] as ErrorCode].title}: ${list.map((c) => `\`${c}\``).join(", ")}`,
+      description: `${STATUS_TEXT[status] ?? HTTP_ERRORS[list[0] as ErrorCode].title}: ${list.map((c) => `\`${c}\``).join(", ")}`,
       headers: {
         ...requestIdHeader,
         ...(retry ? { "Retry-After": { description: "Seconds to wait before retrying.", schema: { type: "integer" as const } } } : {}),

@@ -1,6 +1,30 @@
-import { CountersignError, ERROR_CODES, type ErrorCode, type Logger } from "@countersign/core";
-import { isDatabaseUnavailable } from "@countersign/services";
+import { CountersignError, type ErrorCode, type Logger } from "@countersign/core";
+import { toCountersignError } from "@countersign/services";
 import type { NextFunction, Request, Response } from "express";
+
+/** How each code reads over HTTP. Transport details live here, not in the domain. */
+export const HTTP_ERRORS: Record<ErrorCode, { status: number; title: string }> = {
+  invalid_request: { status: 400, title: "Invalid request" },
+  unauthorized: { status: 401, title: "Unauthorized" },
+  forbidden: { status: 403, title: "Forbidden" },
+  not_found: { status: 404, title: "Not found" },
+  method_not_allowed: { status: 405, title: "Method not allowed" },
+  request_not_pending: { status: 409, title: "Request is no longer pending" },
+  already_voted: { status: 409, title: "Already voted" },
+  conflict: { status: 409, title: "Conflict" },
+  self_approval_forbidden: { status: 403, title: "Self-approval is forbidden" },
+  not_an_approver: { status: 403, title: "Not an approver" },
+  reviewer_unverified: { status: 403, title: "Reviewer identity could not be verified" },
+  idempotency_conflict: { status: 422, title: "Idempotency key reused with a different body" },
+  callback_url_forbidden: { status: 422, title: "Callback URL is not allowed" },
+  payload_too_large: { status: 413, title: "Payload too large" },
+  unsupported_media_type: { status: 415, title: "Unsupported media type" },
+  rate_limited: { status: 429, title: "Too many requests" },
+  service_unavailable: { status: 503, title: "Service unavailable" },
+  internal_error: { status: 500, title: "Internal error" },
+};
+
+export const httpStatus = (code: ErrorCode): number => HTTP_ERRORS[code].status;
 
 export interface Problem {
   type: string;
@@ -14,10 +38,11 @@ export interface Problem {
 }
 
 export function sendProblem(res: Response, req: Request, err: CountersignError): void {
+  const { status, title } = HTTP_ERRORS[err.code];
   const body: Problem = {
     type: `https://countersign.dev/errors/${err.code}`,
-    title: ERROR_CODES[err.code].title,
-    status: err.status,
+    title,
+    status,
     code: err.code,
     detail: err.message,
     requestId: req.id,
@@ -25,13 +50,12 @@ export function sendProblem(res: Response, req: Request, err: CountersignError):
     ...(err.errors ? { errors: err.errors } : {}),
   };
   if (err.retryAfter !== undefined) res.setHeader("Retry-After", String(Math.ceil(err.retryAfter)));
-  res.status(err.status).type("application/problem+json").send(JSON.stringify(body));
+  res.status(status).type("application/problem+json").send(JSON.stringify(body));
 }
 
-/** Maps body-parser failures and unknown errors; unknown causes are logged, never sent. */
-export function toCountersignError(err: unknown): CountersignError {
-  if (err instanceof CountersignError) return err;
-  const e = err as { type?: string; status?: number; message?: string };
+/** body-parser's failures, which only the HTTP edge can raise; everything else goes to the one normaliser. */
+export function toHttpError(err: unknown): CountersignError {
+  const e = err as { type?: string; status?: number };
   switch (e?.type) {
     case "entity.too.large":
       return new CountersignError("payload_too_large", "The request body is larger than 64 KB.");
@@ -45,24 +69,15 @@ export function toCountersignError(err: unknown): CountersignError {
     case "stream.encoding.set":
       return new CountersignError("invalid_request", "The request body could not be read.");
   }
-  if (typeof e?.status === "number" && e.status >= 400 && e.status < 500) {
+  if (!(err instanceof CountersignError) && typeof e?.status === "number" && e.status >= 400 && e.status < 500) {
     return new CountersignError("invalid_request", "The request could not be read.");
   }
-  // Prisma's transaction manager (P2028): no pool connection within maxWait, or the
-  // transaction outlived its timeout and was rolled back. Nothing was committed, so the
-  // client can safely retry; under overload that is a 503, not an internal error.
-  if ((err as { code?: unknown })?.code === "P2028") {
-    return new CountersignError("service_unavailable", "The server is busy; retry shortly.", { retryAfter: 1, cause: err });
-  }
-  if (isDatabaseUnavailable(err)) {
-    return new CountersignError("service_unavailable", "The database is unavailable; retry shortly.", { retryAfter: 5, cause: err });
-  }
-  return new CountersignError("internal_error", "An internal error occurred. Quote the request id when reporting it.", { cause: err });
+  return toCountersignError(err);
 }
 
 export function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const ce = toCountersignError(err);
+    const ce = toHttpError(err);
     if (ce.code === "internal_error") log.error("unhandled error", { requestId: req.id, err: err as Error });
     else if (ce.code === "service_unavailable") log.warn(ce.message, { requestId: req.id, err: (err as Error)?.message });
     if (res.headersSent) return;

@@ -1,8 +1,9 @@
-import { CountersignError, isStorableText, MAX_BODY_BYTES } from "@countersign/core";
+import { type Actor, CountersignError, isStorableText, MAX_BODY_BYTES } from "@countersign/core";
 import { assertRequestId, cancelRequest, createRequest, decide, getRequest, listAudit, listRequests, type ServiceDeps } from "@countersign/services";
 import express, { type NextFunction, type Request, type Response, Router } from "express";
 import { agentActor, readerActor, requireKey, reviewerActor } from "./auth.ts";
 import { rateLimitByKey } from "./rate-limit.ts";
+import { toServiceCtx } from "./service-ctx.ts";
 import type { Waiters } from "./waiters.ts";
 
 const MAX_WAIT_SECONDS = 60;
@@ -46,10 +47,9 @@ function single(value: unknown, name: string): string | undefined {
 
 export function apiRouter(deps: ServiceDeps, waiters: Waiters, opts: { rateLimit: number; rateBurst: number }): Router {
   const r = Router();
-  const { db } = deps;
-  const ctx = (req: Request, actor: Parameters<typeof createRequest>[0]["ctx"]["actor"]) => ({ deps, actor, requestId: req.id });
+  const ctx = (req: Request, actor: Actor) => toServiceCtx(deps, req, actor);
 
-  r.post("/requests", requireJson, requireKey(db, "requests"), rateLimitByKey(opts.rateLimit, opts.rateBurst), json, async (req, res) => {
+  r.post("/requests", requireJson, requireKey(deps, "requests"), rateLimitByKey(opts.rateLimit, opts.rateBurst), json, async (req, res) => {
     const idem = req.get("idempotency-key");
     const result = await createRequest({ ctx: ctx(req, agentActor(req.apiKey!)), input: { body: req.body, idempotencyKey: idem } });
     if (result.replayed) res.setHeader("Idempotent-Replayed", "true");
@@ -59,7 +59,7 @@ export function apiRouter(deps: ServiceDeps, waiters: Waiters, opts: { rateLimit
       .json(result.resource);
   });
 
-  r.get("/requests", requireKey(db, "decisions", "admin"), async (req, res) => {
+  r.get("/requests", requireKey(deps, "decisions", "admin"), async (req, res) => {
     const key = req.apiKey!;
     const actor = key.scopes.includes("admin") ? readerActor(key) : reviewerActor(key);
     const page = await listRequests({
@@ -74,7 +74,7 @@ export function apiRouter(deps: ServiceDeps, waiters: Waiters, opts: { rateLimit
     res.json({ object: "list", data: page.data, nextCursor: page.nextCursor });
   });
 
-  r.get("/requests/:id", requireKey(db), async (req, res) => {
+  r.get("/requests/:id", requireKey(deps), async (req, res) => {
     const id = req.params.id as string;
     const wait = intParam(single(req.query.wait, "wait"), "wait", 0, MAX_WAIT_SECONDS);
     const c = ctx(req, readerActor(req.apiKey!));
@@ -102,23 +102,23 @@ export function apiRouter(deps: ServiceDeps, waiters: Waiters, opts: { rateLimit
     if (!res.writableEnded && !res.destroyed) res.json(current);
   });
 
-  r.post("/requests/:id/decisions", requireJson, requireKey(db, "decisions"), json, async (req, res) => {
+  r.post("/requests/:id/decisions", requireJson, requireKey(deps, "decisions"), json, async (req, res) => {
     const id = req.params.id as string;
     assertRequestId(id);
     const result = await decide({ ctx: ctx(req, reviewerActor(req.apiKey!)), input: { requestId: id, body: req.body } });
     res.status(201).json(result.resource);
   });
 
-  r.post("/requests/:id/cancel", requireJson, requireKey(db, "requests", "admin"), json, async (req, res) => {
+  r.post("/requests/:id/cancel", requireJson, requireKey(deps, "requests", "admin"), json, async (req, res) => {
     const id = req.params.id as string;
     assertRequestId(id);
     res.json(await cancelRequest({ ctx: ctx(req, readerActor(req.apiKey!)), input: { requestId: id, body: req.body ?? {} } }));
   });
 
-  r.get("/audit", requireKey(db, "admin"), async (req, res) => {
+  r.get("/audit", requireKey(deps, "admin"), async (req, res) => {
     const after = intParam(single(req.query.after, "after"), "after", 0, Number.MAX_SAFE_INTEGER) ?? 0;
     const limit = intParam(single(req.query.limit, "limit"), "limit", 1, 1000) ?? 100;
-    const data = await listAudit(db, after, limit);
+    const data = await listAudit({ ctx: ctx(req, readerActor(req.apiKey!)), input: { after, limit } });
     res.json({ object: "list", data, nextAfter: data.length === limit ? (data.at(-1)?.seq ?? null) : null });
   });
 

@@ -1,40 +1,21 @@
 import { lookup as dnsLookup } from "node:dns";
-import type { Database } from "@countersign/db";
-import { CALLBACK_SCHEDULE, type CallbackGuard, type ClaimedJob } from "@countersign/services";
+import { type CallbackGuard, type ClaimedJob, callbackTarget, parseRetryAfter, type ServiceDeps, systemCtx, toCountersignError } from "@countersign/services";
 import { Webhook } from "standardwebhooks";
 import { Agent, request } from "undici";
 import type { JobResult } from "./relay.ts";
 
 const TIMEOUT_MS = 15_000;
 
-/** Standard Webhooks schedule with ±20% jitter, so receivers recovering from an outage are not stampeded. */
-export function callbackBackoffMs(job: ClaimedJob): number {
-  const base = (CALLBACK_SCHEDULE[job.attempts] ?? CALLBACK_SCHEDULE.at(-1) ?? 86400) * 1000;
-  return Math.round(base * (0.8 + Math.random() * 0.4));
-}
-
-export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v) * 1000;
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
-}
-
-/**
- * Delivers `request.*` events to the requester's callbackUrl, signed with the agent
- * key's own secret. The connection is only opened to addresses the SSRF guard accepts
- * at connect time, so a DNS answer that changed since submit cannot reach inside.
- */
-export function callbackHandler(db: Database, guard: CallbackGuard, userAgent: string) {
-  const dispatcher = new Agent({
+/** A connection pool whose DNS answers pass the SSRF guard for `port` before any connect. */
+function guardedAgent(guard: CallbackGuard, port: number): Agent {
+  return new Agent({
     connect: {
       lookup(hostname: string, options: object, cb: (err: Error | null, address: string | { address: string; family: number }[], family?: number) => void) {
         dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
           if (err) return cb(err, "", 0);
           const list = addresses as unknown as { address: string; family: number }[];
           try {
-            for (const a of list) guard.checkAddress(hostname.toLowerCase(), a.address);
+            for (const a of list) guard.checkAddress(hostname.toLowerCase(), a.address, port);
           } catch (e) {
             return cb(e as Error, "", 0);
           }
@@ -48,26 +29,41 @@ export function callbackHandler(db: Database, guard: CallbackGuard, userAgent: s
     headersTimeout: TIMEOUT_MS,
     bodyTimeout: TIMEOUT_MS,
   });
+}
+
+/**
+ * Delivers `request.*` events to the requester's callbackUrl, signed with the agent
+ * key's own secret. The connection is only opened to addresses the SSRF guard accepts
+ * at connect time, so a DNS answer that changed since submit cannot reach inside.
+ */
+export function callbackHandler(deps: ServiceDeps, userAgent: string) {
+  // One connection pool per destination port, because allow-list entries may name a port.
+  const agents = new Map<number, Agent>();
+  const dispatcherFor = (url: URL) => {
+    const port = url.port ? Number(url.port) : url.protocol === "http:" ? 80 : 443;
+    const agent = agents.get(port) ?? guardedAgent(deps.callbackGuard, port);
+    agents.set(port, agent);
+    return agent;
+  };
 
   return async (job: ClaimedJob): Promise<JobResult> => {
     if (!job.requestId) return { ok: false, error: "callback job without a request", permanent: true };
-    const req = await db.prisma.approvalRequest.findUnique({
-      where: { id: job.requestId },
-      select: { callbackUrl: true, apiKey: { select: { signingSecret: true } } },
-    });
-    if (!req?.callbackUrl) return { ok: false, error: "request has no callbackUrl", permanent: true };
+    let target: Awaited<ReturnType<typeof callbackTarget>>;
     try {
-      await guard.check(req.callbackUrl);
+      target = await callbackTarget({ ctx: systemCtx(deps, "relay", job.id), input: { requestId: job.requestId } });
     } catch (e) {
-      return { ok: false, error: `callback URL refused at delivery: ${(e as Error).message}`, permanent: true };
+      const ce = toCountersignError(e);
+      if (ce.code === "callback_url_forbidden") return { ok: false, error: `callback URL refused at delivery: ${ce.message}`, permanent: true };
+      throw e;
     }
+    if (!target) return { ok: false, error: "request has no callbackUrl", permanent: true };
     const body = JSON.stringify(job.payload);
     const now = new Date();
-    const signature = new Webhook(req.apiKey.signingSecret).sign(job.id, now, body);
+    const signature = new Webhook(target.signingSecret).sign(job.id, now, body);
     try {
-      const res = await request(req.callbackUrl, {
+      const res = await request(target.url, {
         method: "POST",
-        dispatcher,
+        dispatcher: dispatcherFor(new URL(target.url)),
         body,
         headers: {
           "content-type": "application/json",

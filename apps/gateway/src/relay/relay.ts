@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { Logger } from "@countersign/core";
 import { type Database, REQUEST_EVENTS_CHANNEL } from "@countersign/db";
-import { type ClaimedJob, claimJobs, isDatabaseUnavailable, type JobKind, settleJob } from "@countersign/services";
+import { type ClaimedJob, claimJobs, isDatabaseUnavailable, type JobKind, nextAttemptDelayMs, settleJob } from "@countersign/services";
 
 export type JobResult =
   | { ok: true; httpStatus?: number }
@@ -14,8 +14,8 @@ export interface RelayOptions {
   db: Database;
   log: Logger;
   handlers: Partial<Record<JobKind, JobHandler>>;
-  /** Delay before attempt n+1, in ms, given the attempt just made (1-based). */
-  backoff: (job: ClaimedJob) => number;
+  /** Test-only multiplier for the retry schedule (outbox/retry-policy.ts); Retry-After is never scaled. */
+  retryScale?: number;
   pollMs: number;
   leaseMs?: number;
   batch?: number;
@@ -101,7 +101,10 @@ export class Relay {
       ? ({ state: "done" } as const)
       : result.permanent || exhausted
         ? ({ state: "failed" } as const)
-        : ({ state: "retry", at: new Date(finishedAt.getTime() + Math.max(this.o.backoff(job), result.retryAfterMs ?? 0)) } as const);
+        : ({
+            state: "retry",
+            at: new Date(finishedAt.getTime() + nextAttemptDelayMs(job, { scale: this.o.retryScale ?? 1, retryAfterMs: result.retryAfterMs })),
+          } as const);
     if (next.state === "failed" && !result.ok) {
       this.o.log.error("outbox job failed for good", { jobId: job.id, kind: job.kind, requestId: job.requestId, attempts: job.attempts, error: result.error });
     } else if (!result.ok) {

@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { type Actor, CountersignError, isCountersignError, type Logger, REQUEST_ID, type Vote } from "@countersign/core";
-import { type ChatCards, decide, type ServiceDeps } from "@countersign/services";
+import { type Actor, CountersignError, type Logger, REQUEST_ID, type Vote } from "@countersign/core";
+import { type ChatCards, decide, type ServiceDeps, toCountersignError } from "@countersign/services";
 import type { App, BlockAction, ButtonAction, SlackViewMiddlewareArgs, ViewSubmitAction } from "@slack/bolt";
 import type { ModalView } from "@slack/types";
 import { ACTION, approveModal, denyModal, type ModalMetadata, REASON_INPUT, REASON_MAX, VIEW } from "./card.ts";
 import type { SlackDirectory } from "./identity.ts";
-import { errorMessage, successMessage } from "./messages.ts";
+import { errorMessage, successMessage, toServiceCtx } from "./messages.ts";
 import { TtlCache } from "./ttl-cache.ts";
 
 /** The Web API calls a click needs. */
@@ -61,12 +61,14 @@ export function registerInteractions(app: App, o: InteractionOptions): void {
       const principal = await directory.principalFor(v.userId);
       const actor: Actor = { type: "reviewer", principal, surface: "slack", surfaceUserId: v.userId };
       const body = v.reason ? { decision: v.decision, reason: v.reason } : { decision: v.decision };
-      const result = await decide({ ctx: { deps, actor, requestId: correlationId }, input: { requestId: v.requestId, body } });
+      const result = await decide({ ctx: toServiceCtx(deps, actor, correlationId), input: { requestId: v.requestId, body } });
       l.info("slack: decision recorded", { decision: v.decision, principal, status: result.resource.status });
       text = successMessage(v.decision, result.resource);
     } catch (e) {
-      if (isCountersignError(e)) l.info("slack: decision refused", { code: e.code, decision: v.decision });
-      else l.error("slack: decision failed", { err: e as Error });
+      const ce = toCountersignError(e);
+      if (ce.code === "internal_error") l.error("slack: decision failed", { err: e as Error });
+      else if (ce.code === "service_unavailable") l.warn("slack: decision not recorded, the database is unavailable", { error: (e as Error)?.message });
+      else l.info("slack: decision refused", { code: ce.code, decision: v.decision });
       text = errorMessage(e, correlationId);
     }
     if (!v.channel) return;

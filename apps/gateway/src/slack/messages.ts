@@ -1,6 +1,11 @@
-import { type ErrorCode, isCountersignError } from "@countersign/core";
-import type { RequestResource } from "@countersign/services";
+import type { Actor, ErrorCode } from "@countersign/core";
+import { type RequestResource, type ServiceCtx, type ServiceDeps, serviceCtx, toCountersignError } from "@countersign/services";
 import { escapeMrkdwn } from "./card.ts";
+
+/** The Slack surface's ctx: the reviewer resolved from the signed payload, under the click's correlation id. */
+export function toServiceCtx(deps: ServiceDeps, actor: Actor, correlationId: string): ServiceCtx {
+  return serviceCtx(deps, actor, correlationId);
+}
 
 const sentence = (s: string) => {
   const t = s.trim().replace(/\.$/, "");
@@ -11,8 +16,9 @@ const sentence = (s: string) => {
  * The one place Countersign error codes become Slack words. Refusals come from decide()
  * (which has already audited them); every message says that nothing else changed.
  */
-export function errorMessage(e: unknown, correlationId: string): string {
-  if (!isCountersignError(e)) {
+export function errorMessage(err: unknown, correlationId: string): string {
+  const e = toCountersignError(err);
+  if (e.code === "internal_error") {
     return `:warning: Countersign could not confirm your decision because of an internal error (reference \`${correlationId}\`). Check the card before trying again.`;
   }
   const why = escapeMrkdwn(sentence(e.message));

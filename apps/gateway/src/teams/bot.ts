@@ -1,5 +1,5 @@
 import { type Logger, REQUEST_ID } from "@countersign/core";
-import { type ChatCards, decide, type ServiceDeps, type TeamsConversations } from "@countersign/services";
+import { type ChatCards, decide, type ServiceDeps, type TeamsConversations, toCountersignError } from "@countersign/services";
 import {
   type AdaptiveCardInvokeResponse,
   type AdaptiveCardInvokeValue,
@@ -10,7 +10,7 @@ import {
 } from "botbuilder";
 import { type AdaptiveCard, type CardNotice, renderCard, renderNoticeCard, VERBS } from "./card.ts";
 import { activityTenant, type TeamsIdentity } from "./identity.ts";
-import { noticeFor, REASON_REQUIRED } from "./notices.ts";
+import { noticeFor, REASON_REQUIRED, toServiceCtx } from "./notices.ts";
 
 /** Turn-state key for the inbound HTTP request id, so logs and ServiceCtx can carry it. */
 export const CORRELATION_ID = Symbol("countersign.correlationId");
@@ -110,7 +110,7 @@ export class CountersignTeamsBot extends TeamsActivityHandler {
       const actor = await this.p.identity.reviewer(ctx);
       principal = actor.principal;
       const result = await decide({
-        ctx: { deps: this.p.deps, actor, requestId: correlationId },
+        ctx: toServiceCtx(this.p.deps, actor, correlationId),
         input: { requestId, body: { decision: verb, ...(reason ? { reason } : {}) } },
       });
       const r = result.resource;
@@ -119,7 +119,7 @@ export class CountersignTeamsBot extends TeamsActivityHandler {
       return asCard(renderCard(r, { notice: { tone: "good", text: `You ${verb === VERBS.approve ? "approved" : "denied"} this request.${progress}` } }));
     } catch (e) {
       const notice = noticeFor(e, log, { correlationId, reviewer: principal, decision: verb });
-      log.info("teams: decision refused", { reviewer: principal, decision: verb, code: (e as { code?: string }).code ?? "internal_error" });
+      log.info("teams: decision refused", { reviewer: principal, decision: verb, code: toCountersignError(e).code });
       return asCard(await this.currentCard(requestId, notice));
     }
   }

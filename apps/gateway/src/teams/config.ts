@@ -1,5 +1,6 @@
+import { EnvError, type EnvProblem } from "@countersign/config";
 import { ConfigurationBotFrameworkAuthentication } from "botbuilder";
-import { EnvError, type GatewayEnv } from "../env.ts";
+import type { GatewayEnv } from "../env.ts";
 import { ClientCredentialsFactory } from "./credentials.ts";
 
 export interface TeamsSettings {
@@ -26,7 +27,7 @@ const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
  */
 export function teamsSettings(env: GatewayEnv): TeamsSettings | null {
   if (!env.TEAMS_APP_ID && !env.TEAMS_DEV_NO_AUTH) return null;
-  const problems: string[] = [];
+  const problems: EnvProblem[] = [];
   const production = env.NODE_ENV === "production";
 
   for (const key of ["TEAMS_OPENID_METADATA_URL", "TEAMS_LOGIN_URL", "TEAMS_OAUTH_API_URL"] as const) {
@@ -34,19 +35,24 @@ export function teamsSettings(env: GatewayEnv): TeamsSettings | null {
     if (!v) continue;
     const u = new URL(v);
     if (u.protocol === "https:") continue;
-    if (u.protocol !== "http:" || !LOOPBACK.has(u.hostname)) problems.push(`${key}: must be an https URL`);
-    else if (production) problems.push(`${key}: a plain-http loopback endpoint is for tests only and is refused when NODE_ENV=production`);
+    if (u.protocol !== "http:" || !LOOPBACK.has(u.hostname)) problems.push({ variable: key, message: "must be an https URL" });
+    else if (production) problems.push({ variable: key, message: "a plain-http loopback endpoint is for tests only and is refused when NODE_ENV=production" });
   }
 
   if (env.TEAMS_DEV_NO_AUTH) {
-    if (env.TEAMS_APP_ID) problems.push("TEAMS_DEV_NO_AUTH: cannot be combined with TEAMS_APP_ID (emulator mode runs with no app id and no authentication)");
+    if (env.TEAMS_APP_ID)
+      problems.push({
+        variable: "TEAMS_DEV_NO_AUTH",
+        message: "cannot be combined with TEAMS_APP_ID (emulator mode runs with no app id and no authentication)",
+      });
   } else if (env.TEAMS_APP_TYPE === "UserAssignedMSI") {
-    if (env.TEAMS_APP_PASSWORD) problems.push("TEAMS_APP_PASSWORD: must not be set for a UserAssignedMSI app (the managed identity signs in)");
-    if (!env.TEAMS_APP_TENANT_ID) problems.push("TEAMS_APP_TENANT_ID: is required for a UserAssignedMSI app");
+    if (env.TEAMS_APP_PASSWORD)
+      problems.push({ variable: "TEAMS_APP_PASSWORD", message: "must not be set for a UserAssignedMSI app (the managed identity signs in)" });
+    if (!env.TEAMS_APP_TENANT_ID) problems.push({ variable: "TEAMS_APP_TENANT_ID", message: "is required for a UserAssignedMSI app" });
   } else if (!env.TEAMS_APP_PASSWORD) {
-    problems.push(`TEAMS_APP_PASSWORD: is required for a ${env.TEAMS_APP_TYPE ?? "MultiTenant"} app (the bot's client secret)`);
+    problems.push({ variable: "TEAMS_APP_PASSWORD", message: `is required for a ${env.TEAMS_APP_TYPE ?? "MultiTenant"} app (the bot's client secret)` });
   }
-  if (problems.length) throw new EnvError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join("\n")}`);
+  if (problems.length) throw new EnvError(problems);
 
   const emulator = env.TEAMS_DEV_NO_AUTH;
   const appId = emulator ? "" : (env.TEAMS_APP_ID ?? "");

@@ -1,6 +1,6 @@
-import { CountersignError } from "@countersign/core";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { CountersignError } from "@countersign/core";
 import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 
 export interface ReceiptClaims {

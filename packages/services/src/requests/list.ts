@@ -1,19 +1,8 @@
-import { CountersignError, REQUEST_ID, REQUEST_STATUSES, type RequestStatus } from "@countersign/core";
-import { canRead } from "./authz.ts";
-import type { ServiceCall } from "./context.ts";
-import { invalid } from "./errors.ts";
-import { loadDeliveries, loadRequest, REQUEST_INCLUDE, type RequestResource, toResource } from "./resource.ts";
-
-export function assertRequestId(id: string): void {
-  if (!REQUEST_ID.test(id)) throw new CountersignError("not_found", `no request ${id.slice(0, 64)}: not a request id`);
-}
-
-export async function getRequest({ ctx, input }: ServiceCall<{ requestId: string }>): Promise<RequestResource> {
-  assertRequestId(input.requestId);
-  const row = await loadRequest(ctx.deps.db.prisma, input.requestId);
-  if (!row || !canRead(ctx.actor, row.apiKeyId)) throw new CountersignError("not_found", `no request ${input.requestId}`);
-  return toResource(row, await loadDeliveries(ctx.deps.db.prisma, row.id));
-}
+import { CountersignError, REQUEST_STATUSES, type RequestStatus } from "@countersign/core";
+import type { ServiceCall } from "../context.ts";
+import { invalid } from "../errors.ts";
+import { assertRequestId } from "./get.ts";
+import { REQUEST_INCLUDE, type RequestResource, toResource } from "./resource.ts";
 
 export interface ListRequestsInput {
   status?: string | undefined;

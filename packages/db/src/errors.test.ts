@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { classifyDatabaseError } from "./errors.ts";
+
+// The shapes below are the ones Prisma 7, its driver adapters and node-postgres throw.
+describe("classifyDatabaseError", () => {
+  it.each([
+    ["Prisma P1001 (can't reach the server)", { code: "P1001", message: "Can't reach database server" }, "unavailable"],
+    ["Prisma P1017 (server closed the connection)", { code: "P1017" }, "unavailable"],
+    ["Prisma P2028 (transaction API error)", { code: "P2028", message: "Transaction API error: Unable to start a transaction in the given time." }, "busy"],
+    ["Prisma P2034 (write conflict)", { code: "P2034" }, "busy"],
+    ["Prisma P2002 (unique)", { code: "P2002" }, "unique"],
+    ["adapter DatabaseNotReachable", { name: "DriverAdapterError", cause: { kind: "DatabaseNotReachable", host: "127.0.0.1", port: 5432 } }, "unavailable"],
+    ["adapter ConnectionClosed", { name: "DriverAdapterError", cause: { kind: "ConnectionClosed" } }, "unavailable"],
+    [
+      "adapter UniqueConstraintViolation",
+      { name: "DriverAdapterError", cause: { kind: "UniqueConstraintViolation", constraint: { fields: ["x"] } } },
+      "unique",
+    ],
+    [
+      "adapter postgres 57P01 (admin shutdown)",
+      { cause: { kind: "postgres", code: "57P01", message: "terminating connection due to administrator command" } },
+      "unavailable",
+    ],
+    ["adapter postgres 08006 (connection failure)", { cause: { kind: "postgres", code: "08006" } }, "unavailable"],
+    ["adapter postgres 40001 (serialization)", { cause: { kind: "postgres", code: "40001" } }, "busy"],
+    ["pg 23505 (unique)", { code: "23505", message: 'duplicate key value violates unique constraint "x"' }, "unique"],
+    [
+      "a socket refusal wrapped twice",
+      new Error("query failed", {
+        cause: new Error("connect", { cause: Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }) }),
+      }),
+      "unavailable",
+    ],
+    [
+      "an AggregateError of refusals",
+      Object.assign(new AggregateError([Object.assign(new Error("x"), { code: "ECONNREFUSED" })], "connect failed"), {}),
+      "unavailable",
+    ],
+    ["pg-pool connection loss", new Error("Connection terminated unexpectedly"), "unavailable"],
+    ["pg-pool connect timeout", new Error("timeout exceeded when trying to connect"), "busy"],
+  ])("%s", (_label, err, kind) => {
+    expect(classifyDatabaseError(err)).toBe(kind);
+  });
+
+  it.each([
+    ["an ordinary error", new Error("boom")],
+    ["a Prisma validation error", { code: "P2009", message: "Failed to validate the query" }],
+    ["a constraint that is not unique", { cause: { kind: "ForeignKeyConstraintViolation" } }],
+    ["a message that merely mentions a timeout", new Error("the upstream timed out: timeout exceeded")],
+    ["undefined", undefined],
+    ["a string", "ECONNREFUSED"],
+  ])("%s is not a database condition", (_label, err) => {
+    expect(classifyDatabaseError(err)).toBeUndefined();
+  });
+
+  it("stops on a cause cycle", () => {
+    const e: { message: string; cause?: unknown } = { message: "x" };
+    e.cause = e;
+    expect(classifyDatabaseError(e)).toBeUndefined();
+  });
+});
