@@ -257,7 +257,11 @@ export interface FakeConnector {
   close(): Promise<void>;
 }
 
-export async function startFakeConnector(o: { isValidToken: (token: string) => boolean }): Promise<FakeConnector> {
+/**
+ * `isValidToken` checks the bot's outbound bearer token, as the Bot Connector does;
+ * `anonymous: true` accepts calls without one, as the Bot Framework Emulator does.
+ */
+export async function startFakeConnector(o: { isValidToken: (token: string) => boolean } | { anonymous: true }): Promise<FakeConnector> {
   const calls: RecordedCall[] = [];
   const activities = new Map<string, StoredActivity>();
   const members = new Map<string, FakeMember>();
@@ -281,7 +285,7 @@ export async function startFakeConnector(o: { isValidToken: (token: string) => b
       };
       calls.push(call);
       const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
-      if (!token || !o.isValidToken(token)) {
+      if (!("anonymous" in o) && (!token || !o.isValidToken(token))) {
         call.status = 401;
         return json(res, 401, { error: { code: "Unauthorized", message: "missing or unknown bearer token" } });
       }

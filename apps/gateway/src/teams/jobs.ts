@@ -1,6 +1,6 @@
 import type { Logger } from "@countersign/core";
 import type { ChatCards, ClaimedJob, PostedCard, TeamsConversation, TeamsConversations } from "@countersign/services";
-import { type Activity, CardFactory, type ConversationReference, MessageFactory, TeamsInfo } from "botbuilder";
+import { type Activity, CardFactory, Channels, type ConversationParameters, type ConversationReference, MessageFactory } from "botbuilder";
 import { z } from "zod";
 import type { JobHandler, JobResult } from "../relay/relay.ts";
 import { type AdaptiveCard, renderCard } from "./card.ts";
@@ -19,19 +19,24 @@ export class TeamsMessenger {
     private readonly appId: string,
   ) {}
 
-  /** Starts a thread in `channelId`; returns the thread's conversation id and the card's activity id. */
+  /**
+   * Starts a thread in `channelId`; returns the thread's conversation id and the card's
+   * activity id. This is what `TeamsInfo.sendMessageToTeamsChannel` does for CloudAdapter,
+   * done directly: TeamsInfo falls back to the legacy BotFrameworkAdapter API when the app
+   * id is empty (emulator mode), which CloudAdapter does not have.
+   */
   async post(conv: TeamsConversation, channelId: string, card: AdaptiveCard): Promise<{ conversationId: string; activityId: string }> {
+    const activity = MessageFactory.attachment(CardFactory.adaptiveCard(card)) as Activity;
+    const params = { isGroup: true, channelData: { channel: { id: channelId } }, activity } as ConversationParameters;
     let out: { conversationId: string; activityId: string } | undefined;
-    await this.adapter.continueConversationAsync(this.appId, conv.reference as Partial<ConversationReference>, async (ctx) => {
-      const activity = MessageFactory.attachment(CardFactory.adaptiveCard(card)) as Activity;
-      const [ref, returnedId] = await TeamsInfo.sendMessageToTeamsChannel(ctx, activity, channelId, this.appId);
-      // With CloudAdapter the returned "activity id" is the new thread's conversation id
-      // ("19:...;messageid=N"); the card itself is activity N of that conversation.
-      const conversationId = ref.conversation?.id ?? returnedId;
-      const activityId = /;messageid=([^;]+)$/.exec(conversationId)?.[1] ?? returnedId;
+    // A null audience means the configured one (ToChannelFromBotOAuthScope), as TeamsInfo passes it.
+    await this.adapter.createConversationAsync(this.appId, Channels.Msteams, conv.serviceUrl, null as unknown as string, params, async (ctx) => {
+      // The new thread's conversation id is "19:...;messageid=N"; the card is activity N of it.
+      const conversationId = ctx.activity.conversation?.id ?? "";
+      const activityId = /;messageid=([^;]+)$/.exec(conversationId)?.[1] ?? ctx.activity.id ?? "";
       out = { conversationId, activityId };
     });
-    if (!out) throw new Error("Teams returned no conversation for the new card");
+    if (!out?.conversationId || !out.activityId) throw new Error("Teams returned no conversation for the new card");
     return out;
   }
 
