@@ -23,6 +23,20 @@ describe("classifyDatabaseError", () => {
     ],
     ["adapter postgres 08006 (connection failure)", { cause: { kind: "postgres", code: "08006" } }, "unavailable"],
     ["adapter postgres 40001 (serialization)", { cause: { kind: "postgres", code: "40001" } }, "busy"],
+    [
+      "Prisma P2039 wrapping an admin shutdown (57P01) in meta",
+      {
+        code: "P2039",
+        message: "Database error. Code: `57P01`. Message: `terminating connection due to administrator command`",
+        meta: { driverAdapterError: { name: "DriverAdapterError", cause: { kind: "postgres", code: "57P01", severity: "FATAL" } } },
+      },
+      "unavailable",
+    ],
+    [
+      "Prisma P2010 (raw query) wrapping a connection failure",
+      { code: "P2010", meta: { driverAdapterError: { cause: { kind: "ConnectionClosed" } } } },
+      "unavailable",
+    ],
     ["pg 23505 (unique)", { code: "23505", message: 'duplicate key value violates unique constraint "x"' }, "unique"],
     [
       "a socket refusal wrapped twice",

@@ -84,7 +84,10 @@ export function classifyDatabaseError(e: unknown): DatabaseErrorKind | undefined
   for (let depth = 0; depth < 6 && cur; depth++) {
     const kind = classifyOne(cur);
     if (kind) return kind;
-    const next = (cur as { cause?: unknown }).cause;
+    // Prisma's generic codes (P2010 raw query failed, P2039 database error) keep the
+    // adapter's error, with the SQLSTATE, in `meta.driverAdapterError`, not in `cause`.
+    const o = cur as { cause?: unknown; meta?: { driverAdapterError?: unknown } };
+    const next = o.meta?.driverAdapterError ?? o.cause;
     if (next === cur) break;
     cur = next;
   }

@@ -1,24 +1,31 @@
 import type { ApprovalRequest, Decision } from "./types.js";
 
-/** The gateway's closed set of error codes (`code` in its problem+json responses). */
-export type ApiErrorCode =
-  | "invalid_request"
-  | "unauthorized"
-  | "forbidden"
-  | "not_found"
-  | "method_not_allowed"
-  | "request_not_pending"
-  | "already_voted"
-  | "self_approval_forbidden"
-  | "not_an_approver"
-  | "reviewer_unverified"
-  | "idempotency_conflict"
-  | "callback_url_forbidden"
-  | "payload_too_large"
-  | "unsupported_media_type"
-  | "rate_limited"
-  | "service_unavailable"
-  | "internal_error";
+/**
+ * The gateway's closed set of error codes (`code` in its problem+json responses). A test
+ * (packages/sdk/test/drift.test.ts) fails when this list and the server's drift apart.
+ */
+export const API_ERROR_CODES = [
+  "invalid_request",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "request_not_pending",
+  "already_voted",
+  "self_approval_forbidden",
+  "not_an_approver",
+  "reviewer_unverified",
+  "idempotency_conflict",
+  "callback_url_forbidden",
+  "conflict",
+  "rate_limited",
+  "service_unavailable",
+  "internal_error",
+  "method_not_allowed",
+  "payload_too_large",
+  "unsupported_media_type",
+] as const;
+
+export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
 
 export interface FieldError {
   path: string;

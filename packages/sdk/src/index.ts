@@ -13,6 +13,7 @@ export {
   type WaitOptions,
 } from "./client.js";
 export {
+  API_ERROR_CODES,
   type ApiErrorCode,
   ApprovalCancelledError,
   ApprovalDeniedError,
