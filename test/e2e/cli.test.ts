@@ -146,7 +146,7 @@ describe("countersign CLI", () => {
 
     it("fails with a one-line reason and a non-zero status", async () => {
       const cases: [string[], RegExp][] = [
-        [["keys", "create", "--name", "x", "--owner", "not-an-email", "--scopes", "requests"], /--owner must be an email address/],
+        [["keys", "create", "--name", "x", "--owner", "not-an-email", "--scopes", "requests"], /--owner: "not-an-email" is not an email address/],
         [["keys", "create", "--name", "x", "--owner", "x@example.com", "--scopes", "root"], /unknown scope "root"/],
         [["keys", "create", "--name", "x"], /required option '--owner <email>' not specified/],
         [["keys", "revoke", "key_nope"], /not_found: no API key key_nope/],

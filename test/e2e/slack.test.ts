@@ -17,6 +17,19 @@ const DAVE = slackUser("U0DAVE001", "dave");
 const GONE = slackUser("U0GONE001", "gone");
 const ROBOT = slackUser("U0ROBOT01", "robot");
 const NOMAIL = slackUser("U0NOMAIL1", "nomail");
+// carol again, under a profile email that reaches her own mailbox (issue #11, reproduction 1).
+const CAROL_TAGGED = slackUser("U0CAROLX1", "carol-x");
+const CAROL_LOOKALIKE = slackUser("U0CAROLY1", "carol-y");
+
+async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 const POLICY = `
 version: 1
@@ -37,6 +50,11 @@ rules:
     effect: require_approval
     approvers: [sre]
     expiresIn: 2s
+    notify: [ops]
+  - id: anyone
+    match: { action: "anyone.*" }
+    effect: require_approval
+    approvers: ["*"]
     notify: [ops]
   - id: one-approval
     effect: require_approval
@@ -73,6 +91,8 @@ describe.each(engines())("Slack approval cards through Bolt (%s gateway)", (engi
         { id: BOB.id, name: "bob", email: "bob@example.com" },
         { id: CAROL.id, name: "carol", email: "carol@example.com" },
         { id: DAVE.id, name: "dave", email: "dave@example.com" },
+        { id: CAROL_TAGGED.id, name: "carol-x", email: "carol+slack@example.com" },
+        { id: CAROL_LOOKALIKE.id, name: "carol-y", email: "carоl@example.com" },
         { id: GONE.id, name: "gone", email: "gone@example.com", deleted: true },
         { id: ROBOT.id, name: "robot", email: "robot@example.com", isBot: true },
         { id: NOMAIL.id, name: "nomail" },
@@ -220,7 +240,7 @@ describe.each(engines())("Slack approval cards through Bolt (%s gateway)", (engi
     const opened = await fake.waitFor("views.open", (c) => String((c.args.view as { private_metadata: string }).private_metadata).includes(id));
     const view = opened.args.view as { callback_id: string; private_metadata: string; blocks: { type: string; block_id?: string }[] };
     expect(view.callback_id).toBe("countersign.deny_modal");
-    expect(JSON.parse(view.private_metadata)).toEqual({ requestId: id, channel: OPS });
+    expect(JSON.parse(view.private_metadata)).toEqual({ requestId: id, channel: OPS, messageTs: card.ts });
 
     const submitReason = (reason: string | null) =>
       sendSigned(
@@ -333,7 +353,49 @@ describe.each(engines())("Slack approval cards through Bolt (%s gateway)", (engi
     expect(await ephemeral(ROBOT, () => true)).toMatch(/Bots and apps cannot decide/);
     expect(await ephemeral(NOMAIL, () => true)).toMatch(/no email address/);
     expect((await request(id)).decisions).toEqual([]);
-    expect((await audit(id)).map((e) => e.type)).toEqual(["request.created"]);
+    // Every refused click is audited, with who Slack says clicked and why it was refused (issue #11, reproduction 10).
+    const refused = await eventually(async () => {
+      const events = (await audit(id)).filter((e) => e.type === "decision.refused");
+      return events.length === 3 ? events : undefined;
+    });
+    expect((await audit(id)).map((e) => e.type)).toEqual(["request.created", "decision.refused", "decision.refused", "decision.refused"]);
+    expect(refused.map((e) => [e.actor.type, e.actor.surface, e.actor.surfaceUserId, e.data.code]).sort()).toEqual(
+      [GONE, ROBOT, NOMAIL].map((u) => ["unverified", "slack", u.id, "reviewer_unverified"]).sort(),
+    );
+  });
+
+  it('the agent owner, under a +tag profile email, cannot approve their own agent\'s request on a "*" rule; a look-alike email is refused (issue #11)', async () => {
+    const id = await submit({ action: "anyone.export", summary: "Own agent, other spelling" });
+    const card = await cardFor(id);
+    expect((await click(CAROL_TAGGED, card, "countersign.approve")).status).toBe(200);
+    expect(await ephemeral(CAROL_TAGGED, () => true)).toMatch(/You can't decide this request/);
+    expect((await click(CAROL_LOOKALIKE, card, "countersign.approve")).status).toBe(200);
+    expect(await ephemeral(CAROL_LOOKALIKE, () => true)).toMatch(/mixes Latin and Cyrillic/);
+    const r = await request(id);
+    expect(r.status).toBe("pending");
+    expect(r.decisions).toEqual([]);
+    const codes = await eventually(async () => {
+      const c = (await audit(id)).filter((e) => e.type === "decision.refused").map((e) => e.data.code);
+      return c.length === 2 ? c : undefined;
+    });
+    expect(codes.sort()).toEqual(["reviewer_unverified", "self_approval_forbidden"]);
+  });
+
+  it("a signed click whose button names request B, on the card of request A, is refused and audited (issue #11, reproduction 6)", async () => {
+    const a = await submit({ summary: "Card A: harmless" });
+    const b = await submit({ summary: "Request B: dangerous" });
+    const cardA = await cardFor(a);
+    await cardFor(b);
+    const res = await click(ALICE, { ...cardA, id: b }, "countersign.approve");
+    expect(res.status).toBe(200);
+    expect(await ephemeral(ALICE, (t) => t.includes("does not belong to the approval card"))).toMatch(/recorded in the audit log; nothing else changed/);
+    expect((await request(b)).decisions).toEqual([]);
+    expect((await request(a)).decisions).toEqual([]);
+    const refused = await eventually(async () => (await audit(b)).find((e) => e.type === "decision.refused"));
+    expect(refused).toMatchObject({
+      actor: { type: "unverified", surface: "slack", surfaceUserId: ALICE.id },
+      data: { code: "forbidden", messageTs: cardA.ts },
+    });
   });
 
   it("forged signatures, stale timestamps and missing headers get 401 and write nothing", async () => {

@@ -53,6 +53,7 @@ function socketOps(socket: string): AdminOps {
     createKey: (input) => viaSocket(socket, "POST", "/keys", input),
     listKeys: () => viaSocket(socket, "GET", "/keys"),
     revokeKey: (id) => viaSocket(socket, "POST", `/keys/${encodeURIComponent(id)}/revoke`),
+    auditKeys: () => viaSocket(socket, "GET", "/keys/audit"),
     migrate: () => viaSocket(socket, "POST", "/migrate"),
     listRequests: (input) => viaSocket(socket, "GET", `/requests${qs(input)}`),
     showRequest: (id) => viaSocket(socket, "GET", `/requests/${encodeURIComponent(id)}`),

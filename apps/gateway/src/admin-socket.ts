@@ -25,6 +25,9 @@ export async function startAdminSocket(path: string, ops: AdminOps, log: Logger)
   app.get("/keys", async (_req, res) => {
     res.json(await ops.listKeys());
   });
+  app.get("/keys/audit", async (_req, res) => {
+    res.json(await ops.auditKeys());
+  });
   app.post("/keys/:id/revoke", async (req, res) => {
     res.json(await ops.revokeKey(req.params.id));
   });

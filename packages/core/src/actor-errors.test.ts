@@ -3,8 +3,10 @@ import { type Actor, actorPrincipal, isPrincipal, normalizePrincipal } from "./a
 import { CountersignError, ERROR_CODES, isCountersignError, REFUSAL_CODES } from "./errors.ts";
 
 describe("actor", () => {
-  it("normalizePrincipal trims and lowercases", () => {
+  it("normalizePrincipal gives the canonical form (trimmed, NFKC, case folded, no trailing dot)", () => {
     expect(normalizePrincipal("  Dan@Example.COM ")).toBe("dan@example.com");
+    expect(normalizePrincipal("ＤＡＮ@example.com.")).toBe("dan@example.com");
+    expect(() => normalizePrincipal("dan\u200b@example.com")).toThrow(/U\+200B/);
   });
 
   it.each([
@@ -15,7 +17,8 @@ describe("actor", () => {
     ["@example.com", false],
     ["alice@@example.com", false],
     ["al ice@example.com", false],
-    [" alice@example.com", false],
+    [" alice@example.com", true],
+    ["carоl@example.com", false],
     ["", false],
   ])("isPrincipal(%j) = %s", (s, expected) => {
     expect(isPrincipal(s)).toBe(expected);

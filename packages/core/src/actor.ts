@@ -1,3 +1,5 @@
+import { canonicalPrincipal, isValidPrincipal } from "./principal.ts";
+
 export type Surface = "api" | "slack" | "teams";
 
 /** Who is calling a service verb. Adapters build one at the edge after verifying the caller. */
@@ -5,19 +7,25 @@ export type Actor =
   | { type: "agent"; keyId: string; keyName: string; owner: string; scopes: readonly Scope[] }
   | { type: "reviewer"; principal: string; surface: Surface; surfaceUserId?: string; keyId?: string }
   | { type: "admin"; keyId: string; owner: string }
-  | { type: "system"; name: string };
+  | { type: "system"; name: string }
+  /** Someone a chat surface could not verify (a bot, a deleted or foreign account): only ever audited, never allowed to act. */
+  | { type: "unverified"; surface: Surface; surfaceUserId: string };
 
 export const SCOPES = ["requests", "decisions", "admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 
-/** A principal is a lowercased email address. */
+/**
+ * A principal is an email address in one canonical form (see principal.ts): NFKC, case
+ * folded, no invisible characters, no trailing dot, IDNA domain. Throws invalid_request
+ * (with the reason) for an address that is malformed or ambiguous.
+ */
 export function normalizePrincipal(email: string): string {
-  return email.trim().toLowerCase();
+  return canonicalPrincipal(email);
 }
 
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** True for an address that has an unambiguous canonical form. */
 export function isPrincipal(s: string): boolean {
-  return EMAIL.test(s);
+  return isValidPrincipal(s);
 }
 
 export function actorPrincipal(actor: Actor): string | undefined {
@@ -29,6 +37,7 @@ export function actorPrincipal(actor: Actor): string | undefined {
     case "admin":
       return actor.owner;
     case "system":
+    case "unverified":
       return undefined;
   }
 }

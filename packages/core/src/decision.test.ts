@@ -233,3 +233,33 @@ describe("isEligible", () => {
     expect(isEligible([], ALICE)).toBe(false);
   });
 });
+
+describe("evaluateVote: one person is one principal, whatever the spelling (issue #11)", () => {
+  const canonical = (s: string) => s; // the inputs below are already in canonical form, as stored
+  const anyone = (over: Partial<DecisionSubject> = {}) => req({ eligible: ["*"], onBehalfOf: null, ...over });
+
+  it.each([
+    ["a +tag", "owner+x@example.com"],
+    ["a look-alike local part (skeleton: rn for m, 0 for o)", "0wner@example.com"],
+    ["a look-alike domain", "owner@examp1e.com"],
+  ])('the agent key\'s owner with %s cannot approve their own request on a "*" rule', (_label, variant) => {
+    expect(refusal(evaluateVote(anyone(), [], canonical(variant), "approve", NOW))).toBe("self_approval_forbidden");
+  });
+
+  it("onBehalfOf with a +tag is still the person it names", () => {
+    const r = anyone({ onBehalfOf: "bob+x@example.com" });
+    expect(refusal(evaluateVote(r, [], BOB, "approve", NOW))).toBe("self_approval_forbidden");
+    expect(refusal(evaluateVote(anyone({ onBehalfOf: BOB }), [], "bob+agent@example.com", "approve", NOW))).toBe("self_approval_forbidden");
+  });
+
+  it("a second spelling of a reviewer who already voted is refused, and never counts toward the quorum", () => {
+    expect(refusal(evaluateVote(anyone(), [approve(CAROL)], "carol+x@example.com", "approve", NOW))).toBe("already_voted");
+    expect(refusal(evaluateVote(anyone(), [approve("carol+x@example.com")], CAROL, "approve", NOW))).toBe("already_voted");
+    expect(countApprovals([approve(CAROL), approve("carol+x@example.com"), approve("caro1@example.com")])).toBe(1);
+  });
+
+  it("different people still count separately", () => {
+    const o = evaluateVote(anyone(), [approve(CAROL)], ALICE, "approve", NOW);
+    expect(o).toMatchObject({ ok: true, status: "approved", approvals: 2 });
+  });
+});

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Risk } from "./policy/schema.ts";
+import { parsePrincipal } from "./principal.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -66,10 +67,13 @@ const Text = () => z.string().refine(isStorableText, UNSTORABLE_MESSAGE);
  */
 const VerbatimText = () => Text().refine((s) => !s.startsWith("\ufeff"), "must not start with a byte-order mark (U+FEFF)");
 
-const Email = z
-  .email()
-  .max(320)
-  .transform((s) => s.toLowerCase());
+/** A principal (onBehalfOf): refused when malformed or ambiguous, stored in canonical form. */
+const Email = z.string().transform((s, ctx) => {
+  const r = parsePrincipal(s);
+  if (r.ok) return r.canonical;
+  ctx.addIssue({ code: "custom", message: r.message });
+  return z.NEVER;
+});
 
 /** The body of POST /v1/requests. Everything the server assigns is absent, and unknown fields are rejected. */
 export const CreateRequestInput = z.strictObject({

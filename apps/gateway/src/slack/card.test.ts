@@ -178,17 +178,17 @@ describe("renderCard", () => {
 });
 
 describe("modals", () => {
-  it("deny asks for a required reason and carries only the request id and channel", () => {
-    const view = denyModal("Export the customers table", { requestId: ID, channel: "C0123" });
+  it("deny asks for a required reason and carries only the request id, channel and card message", () => {
+    const view = denyModal("Export the customers table", { requestId: ID, channel: "C0123", messageTs: "1700000000.000100" });
     expect(view.callback_id).toBe(VIEW.deny);
     expect(view.title.text.length).toBeLessThanOrEqual(LIMITS.modalTitle);
-    expect(JSON.parse(view.private_metadata ?? "")).toEqual({ requestId: ID, channel: "C0123" });
+    expect(JSON.parse(view.private_metadata ?? "")).toEqual({ requestId: ID, channel: "C0123", messageTs: "1700000000.000100" });
     const input = view.blocks.find((b) => b.type === "input") as InputBlock;
     expect(input).toMatchObject({ block_id: REASON_INPUT, optional: false, element: { action_id: REASON_INPUT } });
   });
 
   it("approve takes an optional comment", () => {
-    const view = approveModal("x", { requestId: ID, channel: null });
+    const view = approveModal("x", { requestId: ID, channel: null, messageTs: null });
     expect(view.callback_id).toBe(VIEW.approve);
     expect((view.blocks.find((b) => b.type === "input") as InputBlock).optional).toBe(true);
   });

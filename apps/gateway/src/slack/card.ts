@@ -252,6 +252,8 @@ export function checkCardLimits(card: SlackCard): string | null {
 export interface ModalMetadata {
   requestId: string;
   channel: string | null;
+  /** The card message the button sat on, checked against the request's card at submit. */
+  messageTs: string | null;
 }
 
 function modal(kind: "deny" | "approve", summary: string, meta: ModalMetadata): ModalView {

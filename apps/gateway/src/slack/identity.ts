@@ -1,4 +1,4 @@
-import { CountersignError, isPrincipal, normalizePrincipal } from "@countersign/core";
+import { CountersignError, parsePrincipal } from "@countersign/core";
 import { describeSlackError } from "./slack-errors.ts";
 import { TtlCache } from "./ttl-cache.ts";
 
@@ -67,12 +67,16 @@ export class SlackDirectory {
     if (user.is_stranger || !(await this.sameOrganisation(user))) {
       throw unverified("Your account belongs to another Slack organisation, so it cannot decide this workspace's requests.");
     }
-    const email = user.profile?.email ? normalizePrincipal(user.profile.email) : "";
-    if (!isPrincipal(email)) {
+    if (!user.profile?.email) {
       throw unverified(
         "Your Slack profile has no email address Countersign can read, so it cannot verify who you are. Ask a workspace admin to check your profile.",
       );
     }
+    // Canonical form, so a profile email that differs only cosmetically is the same person;
+    // an ambiguous one (invisible characters, mixed scripts) is refused, not guessed at.
+    const parsed = parsePrincipal(user.profile.email);
+    if (!parsed.ok) throw unverified(`Your Slack profile email cannot be used to verify who you are: ${parsed.message}. Ask a workspace admin to correct it.`);
+    const email = parsed.canonical;
     this.cache.set(userId, email);
     return email;
   }

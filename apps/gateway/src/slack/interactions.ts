@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { type Actor, CountersignError, type Logger, REQUEST_ID, type Vote } from "@countersign/core";
-import { type ChatCards, decide, type ServiceDeps, toCountersignError } from "@countersign/services";
+import { type Actor, CountersignError, type Logger, REFUSAL_CODES, REQUEST_ID, type Vote } from "@countersign/core";
+import { type ChatCards, decide, recordRefusal, type ServiceDeps, toCountersignError } from "@countersign/services";
 import type { App, BlockAction, ButtonAction, SlackViewMiddlewareArgs, ViewSubmitAction } from "@slack/bolt";
 import type { ModalView } from "@slack/types";
 import { ACTION, approveModal, denyModal, type ModalMetadata, REASON_INPUT, REASON_MAX, VIEW } from "./card.ts";
@@ -26,15 +26,26 @@ export interface InteractionOptions {
 const RETRY_WINDOW_MS = 10 * 60_000;
 /** trigger_id is valid for about 3 s; the summary in the modal is not worth missing it for. */
 const MODAL_LOOKUP_MS = 800;
+const CARD_RECORD_WAIT_MS = 3_000;
 
 function parseMetadata(raw: string): ModalMetadata | null {
   try {
     const m = JSON.parse(raw) as Partial<ModalMetadata>;
     if (typeof m.requestId !== "string" || !REQUEST_ID.test(m.requestId)) return null;
-    return { requestId: m.requestId, channel: typeof m.channel === "string" && /^[CGD][A-Z0-9]{2,}$/.test(m.channel) ? m.channel : null };
+    return {
+      requestId: m.requestId,
+      channel: typeof m.channel === "string" && /^[CGD][A-Z0-9]{2,}$/.test(m.channel) ? m.channel : null,
+      messageTs: typeof m.messageTs === "string" ? m.messageTs : null,
+    };
   } catch {
     return null;
   }
+}
+
+/** The message a button sat on, from the signed payload. */
+function messageOf(body: BlockAction): { channel: string | null; messageTs: string | null } {
+  const ts = body.message?.ts ?? (body.container as { message_ts?: unknown } | undefined)?.message_ts;
+  return { channel: channelOf(body), messageTs: typeof ts === "string" ? ts : null };
 }
 
 function channelOf(body: BlockAction): string | null {
@@ -52,15 +63,46 @@ export function registerInteractions(app: App, o: InteractionOptions): void {
   const { deps, directory, api, log } = o;
   const delivered = new TtlCache<true>(RETRY_WINDOW_MS);
 
-  const vote = async (v: { userId: string; requestId: string; decision: Vote; reason?: string; channel: string | null }) => {
+  /** The card a click came from must be the one Countersign posted for that request. */
+  const checkCard = async (requestId: string, where: { channel: string | null; messageTs: string | null }) => {
+    const refuse = () => new CountersignError("forbidden", "this button does not belong to the approval card it was clicked on, so Countersign refused it");
+    if (!where.channel || !where.messageTs) throw refuse();
+    // The relay records a card just after Slack accepts it, so a click in the first
+    // instants may arrive before the record; the click is already acked, so wait briefly.
+    const deadline = Date.now() + CARD_RECORD_WAIT_MS;
+    for (;;) {
+      const card = await o.cards.find(requestId, "slack", where.channel);
+      if (card?.state === "posted" && card.messageId) {
+        if (card.messageId === where.messageTs) return;
+        throw refuse();
+      }
+      if (Date.now() > deadline) throw refuse();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  const vote = async (v: {
+    userId: string;
+    requestId: string;
+    decision: Vote;
+    reason?: string;
+    channel: string | null;
+    /** The message the button sat on (for a modal, carried in its private_metadata, which only the app sets). */
+    card: { channel: string | null; messageTs: string | null };
+  }) => {
     const correlationId = `rq_${randomUUID()}`;
     const l = log.child({ component: "slack", requestId: correlationId, request: v.requestId, slackUser: v.userId });
     let text: string;
+    let actor: Actor = { type: "unverified", surface: "slack", surfaceUserId: v.userId };
+    let audited = false;
     try {
       if (!REQUEST_ID.test(v.requestId)) throw new CountersignError("not_found", "this card does not carry a valid request id");
+      await checkCard(v.requestId, v.card);
       const principal = await directory.principalFor(v.userId);
-      const actor: Actor = { type: "reviewer", principal, surface: "slack", surfaceUserId: v.userId };
+      actor = { type: "reviewer", principal, surface: "slack", surfaceUserId: v.userId };
       const body = v.reason ? { decision: v.decision, reason: v.reason } : { decision: v.decision };
+      // decide() audits its own refusals.
+      audited = true;
       const result = await decide({ ctx: toServiceCtx(deps, actor, correlationId), input: { requestId: v.requestId, body } });
       l.info("slack: decision recorded", { decision: v.decision, principal, status: result.resource.status });
       text = successMessage(v.decision, result.resource);
@@ -69,6 +111,19 @@ export function registerInteractions(app: App, o: InteractionOptions): void {
       if (ce.code === "internal_error") l.error("slack: decision failed", { err: e as Error });
       else if (ce.code === "service_unavailable") l.warn("slack: decision not recorded, the database is unavailable", { error: (e as Error)?.message });
       else l.info("slack: decision refused", { code: ce.code, decision: v.decision });
+      const decideAudited = audited && (REFUSAL_CODES as readonly string[]).includes(ce.code);
+      if (!decideAudited && ce.code !== "internal_error" && ce.code !== "service_unavailable") {
+        await recordRefusal({
+          ctx: toServiceCtx(deps, actor, correlationId),
+          input: {
+            requestId: v.requestId,
+            code: ce.code,
+            message: ce.message,
+            decision: v.decision,
+            detail: { surface: "slack", channel: v.card.channel ?? v.channel, messageTs: v.card.messageTs },
+          },
+        }).catch((err: Error) => l.warn("slack: could not audit a refused click", { error: err.message }));
+      }
       text = errorMessage(e, correlationId);
     }
     if (!v.channel) return;
@@ -79,7 +134,7 @@ export function registerInteractions(app: App, o: InteractionOptions): void {
     const channel = channelOf(body);
     const timeout = new Promise<null>((r) => setTimeout(() => r(null), MODAL_LOOKUP_MS).unref());
     const request = REQUEST_ID.test(requestId) ? await Promise.race([o.cards.loadRequest(requestId).catch(() => null), timeout]) : null;
-    const meta: ModalMetadata = { requestId, channel };
+    const meta: ModalMetadata = { requestId, channel, messageTs: messageOf(body).messageTs };
     const title = request?.summary ?? requestId;
     try {
       await api.openModal(body.trigger_id, kind === "deny" ? denyModal(title, meta) : approveModal(title, meta));
@@ -97,7 +152,7 @@ export function registerInteractions(app: App, o: InteractionOptions): void {
   app.action<BlockAction<ButtonAction>>(ACTION.approve, async ({ ack, body, action }) => {
     await ack();
     if (!first(`${action.action_id}:${body.user.id}:${action.action_ts}`)) return;
-    await vote({ userId: body.user.id, requestId: action.value ?? "", decision: "approve", channel: channelOf(body) });
+    await vote({ userId: body.user.id, requestId: action.value ?? "", decision: "approve", channel: channelOf(body), card: messageOf(body) });
   });
 
   app.action<BlockAction<ButtonAction>>(ACTION.approveWithComment, async ({ ack, body, action }) => {
@@ -131,7 +186,14 @@ export function registerInteractions(app: App, o: InteractionOptions): void {
         log.warn("slack: a modal submission carried no usable request id", { callbackId: view.callback_id });
         return;
       }
-      await vote({ userId: body.user.id, requestId: meta.requestId, decision, ...(reason ? { reason } : {}), channel: meta.channel });
+      await vote({
+        userId: body.user.id,
+        requestId: meta.requestId,
+        decision,
+        ...(reason ? { reason } : {}),
+        channel: meta.channel,
+        card: { channel: meta.channel, messageTs: meta.messageTs },
+      });
     };
 
   app.view<ViewSubmitAction>(VIEW.deny, submitted("deny"));

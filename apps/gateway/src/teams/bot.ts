@@ -1,5 +1,5 @@
-import { type Logger, REQUEST_ID } from "@countersign/core";
-import { type ChatCards, decide, type ServiceDeps, type TeamsConversations, toCountersignError } from "@countersign/services";
+import { type Actor, type Logger, REFUSAL_CODES, REQUEST_ID } from "@countersign/core";
+import { type ChatCards, decide, recordRefusal, type ServiceDeps, type TeamsConversations, toCountersignError } from "@countersign/services";
 import {
   type AdaptiveCardInvokeResponse,
   type AdaptiveCardInvokeValue,
@@ -106,9 +106,12 @@ export class CountersignTeamsBot extends TeamsActivityHandler {
     if (verb === VERBS.deny && !reason) return asCard(await this.currentCard(requestId, REASON_REQUIRED));
 
     let principal: string | undefined;
+    let audited = false;
     try {
       const actor = await this.p.identity.reviewer(ctx);
       principal = actor.principal;
+      // decide() audits its own refusals.
+      audited = true;
       const result = await decide({
         ctx: toServiceCtx(this.p.deps, actor, correlationId),
         input: { requestId, body: { decision: verb, ...(reason ? { reason } : {}) } },
@@ -118,6 +121,24 @@ export class CountersignTeamsBot extends TeamsActivityHandler {
       const progress = r.status === "pending" ? ` ${r.approvals.received} of ${r.approvals.required} approvals so far.` : "";
       return asCard(renderCard(r, { notice: { tone: "good", text: `You ${verb === VERBS.approve ? "approved" : "denied"} this request.${progress}` } }));
     } catch (e) {
+      const code = toCountersignError(e).code;
+      const decideAudited = audited && (REFUSAL_CODES as readonly string[]).includes(code);
+      if (!decideAudited && code !== "internal_error" && code !== "service_unavailable") {
+        const who = ctx.activity.from?.aadObjectId ?? ctx.activity.from?.id ?? "unknown";
+        const actor: Actor = principal
+          ? { type: "reviewer", principal, surface: "teams", surfaceUserId: who }
+          : { type: "unverified", surface: "teams", surfaceUserId: who };
+        await recordRefusal({
+          ctx: toServiceCtx(this.p.deps, actor, correlationId),
+          input: {
+            requestId,
+            code,
+            message: toCountersignError(e).message,
+            decision: verb,
+            detail: { surface: "teams", conversation: ctx.activity.conversation?.id ?? null },
+          },
+        }).catch((err: Error) => log.warn("teams: could not audit a refused decision", { error: err.message }));
+      }
       const notice = noticeFor(e, log, { correlationId, reviewer: principal, decision: verb });
       log.info("teams: decision refused", { reviewer: principal, decision: verb, code: toCountersignError(e).code });
       return asCard(await this.currentCard(requestId, notice));

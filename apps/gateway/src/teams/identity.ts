@@ -1,4 +1,4 @@
-import { type Actor, CountersignError, isPrincipal, type Logger, normalizePrincipal } from "@countersign/core";
+import { type Actor, CountersignError, type Logger, parsePrincipal } from "@countersign/core";
 import { TeamsInfo, type TurnContext } from "botbuilder";
 
 export type TeamsReviewer = Extract<Actor, { type: "reviewer" }>;
@@ -70,8 +70,13 @@ export class TeamsIdentity {
     if (member.tenantId && tenant && member.tenantId !== tenant) {
       throw new CountersignError("reviewer_unverified", "Teams returned your account from a different tenant");
     }
-    const candidate = [member.email, member.userPrincipalName].find((v): v is string => typeof v === "string" && isPrincipal(v.trim()));
-    if (candidate) return normalizePrincipal(candidate);
+    const given = [member.email, member.userPrincipalName].filter((v): v is string => typeof v === "string" && v.trim() !== "");
+    for (const v of given) {
+      const r = parsePrincipal(v);
+      if (r.ok) return r.canonical;
+      // An address that is there but ambiguous is refused, never skipped for the next one.
+      if (v.includes("@")) throw new CountersignError("reviewer_unverified", `your Teams account's address cannot be used to verify who you are: ${r.message}`);
+    }
     const emulated = this.emulated(ctx);
     if (emulated) return emulated;
     throw new CountersignError("reviewer_unverified", "your Teams account has no email address or user principal name that Countersign can use");
@@ -81,6 +86,7 @@ export class TeamsIdentity {
   private emulated(ctx: TurnContext): string | undefined {
     if (!this.opts.emulator) return undefined;
     const name = ctx.activity.from?.name?.trim();
-    return name && isPrincipal(name) ? normalizePrincipal(name) : undefined;
+    const r = name ? parsePrincipal(name) : undefined;
+    return r?.ok ? r.canonical : undefined;
   }
 }

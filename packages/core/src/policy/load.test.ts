@@ -318,7 +318,7 @@ describe("parsePolicy: errors carry YAML path, 1-based line/column and message",
     const text = lines("version: 1", "groups:", "  sre:", "    - alice@example.com", "    - bob");
     const p = onlyProblem(text);
     expect(p.path).toBe("groups.sre[1]");
-    expect(p.message).toBe('"bob" is not an email address');
+    expect(p.message).toBe("\"bob\" is not an email address: it has no '@'");
     expect({ line: p.line, column: p.column }).toEqual(posOf(text, "bob"));
   });
 

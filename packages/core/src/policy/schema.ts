@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isPrincipal } from "../actor.ts";
+import { parsePrincipal } from "../principal.ts";
 import { parseDuration } from "./duration.ts";
 
 export const RISKS = ["low", "medium", "high", "critical"] as const;
@@ -68,7 +68,8 @@ export const PolicyFile = z
   .superRefine((p, ctx) => {
     for (const [name, members] of Object.entries(p.groups)) {
       members.forEach((m, i) => {
-        if (!isPrincipal(m)) ctx.addIssue({ code: "custom", path: ["groups", name, i], message: `"${m}" is not an email address` });
+        const r = parsePrincipal(m);
+        if (!r.ok) ctx.addIssue({ code: "custom", path: ["groups", name, i], message: r.message });
       });
     }
     const seen = new Set<string>();
@@ -76,8 +77,11 @@ export const PolicyFile = z
       if (seen.has(r.id)) ctx.addIssue({ code: "custom", path: ["rules", i, "id"], message: `duplicate rule id "${r.id}"` });
       seen.add(r.id);
       r.approvers?.forEach((a, j) => {
-        if (a !== "*" && !isPrincipal(a) && !Object.hasOwn(p.groups, a)) {
-          ctx.addIssue({ code: "custom", path: ["rules", i, "approvers", j], message: `"${a}" is neither a group nor an email address` });
+        if (a === "*" || Object.hasOwn(p.groups, a)) return;
+        const r = parsePrincipal(a);
+        if (!r.ok) {
+          const message = a.includes("@") ? r.message : `"${a}" is neither a group nor an email address`;
+          ctx.addIssue({ code: "custom", path: ["rules", i, "approvers", j], message });
         }
       });
       r.notify?.forEach((c, j) => {

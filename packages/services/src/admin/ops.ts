@@ -2,6 +2,7 @@ import type { AuditEventRecord } from "@countersign/core";
 import { iterateAudit } from "../audit/records.ts";
 import { verifyAudit } from "../audit/verify.ts";
 import { type ServiceDeps, systemCtx } from "../context.ts";
+import { auditKeys } from "../keys/audit.ts";
 import { createKey } from "../keys/create.ts";
 import { listKeys } from "../keys/list.ts";
 import { revokeKey } from "../keys/revoke.ts";
@@ -19,6 +20,7 @@ export function adminOps(deps: ServiceDeps, who = "cli") {
     createKey: (input: unknown) => createKey({ ctx: ctx(), input }),
     listKeys: () => listKeys({ ctx: ctx(), input: undefined }),
     revokeKey: (id: string) => revokeKey({ ctx: ctx(), input: { id } }),
+    auditKeys: () => auditKeys({ ctx: ctx(), input: undefined }),
     migrate: () => deps.db.migrate(),
     listRequests: (input: ListRequestsInput) => listRequests({ ctx: ctx(), input }),
     showRequest: (requestId: string) => getRequest({ ctx: ctx(), input: { requestId } }),

@@ -17,6 +17,8 @@ export function auditActor(actor: Actor): AuditActor {
       return { type: "admin", principal: actor.owner, surface: "api", surfaceUserId: actor.keyId };
     case "system":
       return { type: "system", principal: null, surface: null, surfaceUserId: actor.name };
+    case "unverified":
+      return { type: "unverified", principal: null, surface: actor.surface, surfaceUserId: actor.surfaceUserId };
   }
 }
 

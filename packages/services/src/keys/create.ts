@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { isPrincipal, normalizePrincipal, SCOPES, sha256Hex } from "@countersign/core";
+import { parsePrincipal, SCOPES, sha256Hex } from "@countersign/core";
 import { z } from "zod";
 import { appendAudit } from "../audit/append.ts";
 import { type ServiceCall, withTransaction } from "../context.ts";
@@ -9,7 +9,13 @@ import { type ApiKeyView, keyView, requireKeyAdmin } from "./view.ts";
 
 export const CreateKeyInput = z.strictObject({
   name: z.string().trim().min(1).max(100),
-  owner: z.string().refine(isPrincipal, "owner must be an email address").transform(normalizePrincipal),
+  // Stored in canonical form; an ambiguous address (invisible characters, mixed scripts) is refused.
+  owner: z.string().transform((s, ctx) => {
+    const r = parsePrincipal(s);
+    if (r.ok) return r.canonical;
+    ctx.addIssue({ code: "custom", message: `owner: ${r.message}` });
+    return z.NEVER;
+  }),
   scopes: z.array(z.enum(SCOPES)).min(1),
 });
 export type CreateKeyInput = z.input<typeof CreateKeyInput>;

@@ -56,6 +56,11 @@ export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown;
   try {
     const row = await withTransaction(ctx, async (tctx) => {
       const { tx } = tctx;
+      // Shares the key's row with a concurrent revocation, which cancels the key's pending
+      // requests: a request is either created before the revocation (and cancelled by it)
+      // or refused, never left pending for a revoked key.
+      const key = await tx.$queryRawUnsafe<{ revoked_at: Date | null }[]>(`SELECT revoked_at FROM api_keys WHERE id = $1 FOR SHARE`, agent.keyId);
+      if (!key[0] || key[0].revoked_at) throw new CountersignError("unauthorized", "The API key is missing, malformed, unknown or revoked.");
       const inserted = await tx.approvalRequest.create({
         data: {
           id,
