@@ -417,6 +417,18 @@ describe("OpenAPI document", () => {
       await check(await call(`/v1/requests/${created.id}?wait=99`, { key: agentKey }), "/v1/requests/{id}", "get");
     });
 
+    it("for receipt redemption and its errors", async () => {
+      const created = await (await call("/v1/requests", { method: "POST", key: agentKey, json: { action: "db.export", summary: "Redeem me" } })).json();
+      const path = `/v1/receipts/${created.id}/redeem`;
+      await check(await call(path, { method: "POST", key: agentKey }), "/v1/receipts/{jti}/redeem", "post");
+      await call(`/v1/requests/${created.id}/decisions`, { method: "POST", key: reviewerKey, json: { decision: "approve" } });
+      expect((await check(await call(path, { method: "POST", key: agentKey }), "/v1/receipts/{jti}/redeem", "post")).object).toBe("receipt_redemption");
+      expect((await check(await call(path, { method: "POST", key: agentKey }), "/v1/receipts/{jti}/redeem", "post")).code).toBe("receipt_already_redeemed");
+      await check(await call(path, { method: "POST", key: reviewerKey }), "/v1/receipts/{jti}/redeem", "post");
+      await check(await call(path, { method: "POST" }), "/v1/receipts/{jti}/redeem", "post");
+      await check(await call(`/v1/receipts/req_${"0".repeat(26)}/redeem`, { method: "POST", key: agentKey }), "/v1/receipts/{jti}/redeem", "post");
+    });
+
     it("for the audit log, keys, health, readiness, this document and metrics", async () => {
       await check(await call("/v1/audit?limit=3", { key: adminKey }), "/v1/audit", "get");
       await check(await call("/v1/audit", { key: agentKey }), "/v1/audit", "get");

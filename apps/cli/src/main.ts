@@ -1,21 +1,21 @@
 #!/usr/bin/env -S npx tsx
-import { createWriteStream, existsSync } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { resolve } from "node:path";
 import {
-  type AuditEventRecord,
   BUILTIN_POLICY,
-  ChainVerifier,
+  type ChainVerifier,
   evaluatePolicy,
-  isPrincipal,
   loadPolicyFile,
   PolicyError,
   type PolicyFile,
+  parsePrincipal,
   REQUEST_STATUSES,
   RISKS,
   SCOPES,
 } from "@countersign/core";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { openAdmin } from "./admin-client.ts";
+import { verifyExportFile } from "./audit-file.ts";
 import { type CliEnv, parseCliEnv } from "./env.ts";
 import { CliError, ExitStatus, reason } from "./errors.ts";
 import { formatTable, progress } from "./output.ts";
@@ -99,7 +99,8 @@ export function buildProgram(): Command {
       if (scopes.length === 0 || unknown.length > 0) {
         throw new CliError(`--scopes: ${unknown.length ? `unknown scope ${unknown.map((s) => `"${s}"`).join(", ")}` : "none given"}; use ${SCOPES.join(", ")}`);
       }
-      if (!isPrincipal(o.owner.trim())) throw new CliError(`--owner must be an email address, got "${o.owner}"`);
+      const owner = parsePrincipal(o.owner);
+      if (!owner.ok) throw new CliError(`--owner: ${owner.message}`);
       const k = await withAdmin((ops) => ops.createKey({ name: o.name, owner: o.owner, scopes }));
       if (o.json) return print(k);
       print(`key:            ${k.key}`);
@@ -129,6 +130,26 @@ export function buildProgram(): Command {
       const k = await withAdmin((ops) => ops.revokeKey(id));
       if (o.json) return print(k);
       print(`revoked ${k.id} (${k.name}) at ${k.revokedAt}`);
+      if (k.cancelledRequests) print(`cancelled ${k.cancelledRequests} pending request(s) it had made (reason: key_revoked)`);
+    });
+  keys
+    .command("audit")
+    .description("report keys whose owners are one person written differently (+tags, look-alikes) and owners not in canonical form")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      const r = await withAdmin((ops) => ops.auditKeys());
+      const found = r.collisions.length + r.problems.length;
+      if (o.json) print(r);
+      else if (!found) print("keys audit ok: no owners collide, and every owner is in canonical form");
+      else {
+        for (const c of r.collisions) {
+          print(`one person, several owners (${c.owners.map((x) => `"${x}"`).join(", ")}):`);
+          for (const k of c.keys) print(`  ${k.id}  ${k.name}  owner=${k.owner}  scopes=${k.scopes.join(",")}${k.revokedAt ? "  (revoked)" : ""}`);
+        }
+        for (const p of r.problems) print(`${p.key.id}  ${p.key.name}: ${p.problem}`);
+        print("Decisions are already refused across these owners; revoke and re-issue the keys so each person has one owner address.");
+      }
+      if (found) throw new ExitStatus(1);
     });
 
   const policy = program.command("policy").description("check and explain policy files");
@@ -277,25 +298,7 @@ export function buildProgram(): Command {
       const bar = progress("verified");
       let verdict: Awaited<ReturnType<ChainVerifier["verdict"]>>;
       if (o.file) {
-        if (!existsSync(o.file)) throw new CliError(`cannot read ${o.file}: no such file`);
-        const { createReadStream } = await import("node:fs");
-        const { createInterface } = await import("node:readline");
-        const v = new ChainVerifier();
-        let n = 0;
-        let lineNo = 0;
-        for await (const line of createInterface({ input: createReadStream(o.file), crlfDelay: Number.POSITIVE_INFINITY })) {
-          lineNo++;
-          if (!line.trim()) continue;
-          let e: AuditEventRecord;
-          try {
-            e = JSON.parse(line) as AuditEventRecord;
-          } catch {
-            throw new CliError(`${o.file}:${lineNo}: not valid JSON`);
-          }
-          bar.tick(++n);
-          if (!v.push(e)) break;
-        }
-        verdict = v.verdict();
+        verdict = await verifyExportFile(o.file, (n) => bar.tick(n));
       } else {
         verdict = await withAdmin((ops) => ops.verifyAudit((n) => bar.tick(n)));
       }

@@ -1,6 +1,7 @@
 import { bool, DatabaseEnv, type EnvProblem, isOn, parseEnv as parseWith } from "@countersign/config";
 import { CallbackAllowSpec, ReceiptKeySpec } from "@countersign/services";
 import { z } from "zod";
+import { TrustProxySpec } from "./http/rate-limit.ts";
 
 export { EnvError } from "@countersign/config";
 
@@ -26,6 +27,12 @@ export const GatewayEnv = z.object({
   COUNTERSIGN_CALLBACK_ALLOW: CallbackAllowSpec.optional(),
   COUNTERSIGN_RATE_LIMIT: z.coerce.number().min(0).default(50),
   COUNTERSIGN_RATE_BURST: z.coerce.number().min(1).default(100),
+  COUNTERSIGN_WAIT_RATE_LIMIT: z.coerce.number().min(0).default(20),
+  COUNTERSIGN_WAIT_RATE_BURST: z.coerce.number().min(1).default(200),
+  COUNTERSIGN_WAIT_MAX_OPEN: z.coerce.number().int().min(0).default(1000),
+  COUNTERSIGN_UNAUTH_RATE_LIMIT: z.coerce.number().min(0).default(5),
+  COUNTERSIGN_UNAUTH_RATE_BURST: z.coerce.number().min(1).default(20),
+  COUNTERSIGN_TRUST_PROXY: TrustProxySpec.optional(),
   COUNTERSIGN_RELAY_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(200),
   COUNTERSIGN_SWEEP_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   // Test-only: multiplies outbox retry backoff (never Retry-After) so retry schedules run in seconds.

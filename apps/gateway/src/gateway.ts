@@ -7,6 +7,7 @@ import { adminOps, createCallbackGuard, createReceiptSigner, expireDue, isDataba
 import { startAdminSocket } from "./admin-socket.ts";
 import type { GatewayEnv } from "./env.ts";
 import { createApp } from "./http/app.ts";
+import { RateLimits, rateLimitSettings } from "./http/rate-limit.ts";
 import { Waiters } from "./http/waiters.ts";
 import { createLogger } from "./logger.ts";
 import { createMetrics, metricsRoute, startMetricsServer } from "./metrics.ts";
@@ -144,12 +145,15 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       retryScale: env.COUNTERSIGN_RETRY_SCALE,
     });
 
+    const limits = new RateLimits(rateLimitSettings(env), { onLimited: metrics.rateLimited });
+    metrics.observeRateLimits(limits.settings);
     const app = createApp({
       deps,
       waiters,
       log,
       rateLimit: env.COUNTERSIGN_RATE_LIMIT,
       rateBurst: env.COUNTERSIGN_RATE_BURST,
+      limits,
       rawRouters: surfaces.flatMap((s) => (s.mount ? [s.mount] : [])),
       // With COUNTERSIGN_METRICS_PORT, /metrics lives only on that port.
       metrics: env.COUNTERSIGN_METRICS_PORT ? undefined : metricsRoute(metrics, deps, env.COUNTERSIGN_METRICS_PUBLIC),

@@ -5,6 +5,7 @@ import { type ClaimedJob, outboxStats, type ServiceDeps, type ServiceEvent } fro
 import type { RequestHandler } from "express";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { requireKey } from "./http/auth.ts";
+import type { LimitName, RateLimitSettings } from "./http/rate-limit.ts";
 import type { JobResult } from "./relay/relay.ts";
 
 /**
@@ -59,6 +60,10 @@ export interface GatewayMetrics {
   onSettled: (job: ClaimedJob, result: JobResult, ms: number) => void;
   /** Reports the number of open long-polls. */
   observeWaiters(waiters: { readonly size: number }): void;
+  /** Reports the configured rate limits (rate-limit.ts). */
+  observeRateLimits(settings: RateLimitSettings): void;
+  /** Counts a call refused by a rate limit; RateLimits' `onLimited` hook. */
+  rateLimited: (limit: LimitName) => void;
   /** The exposition, shared chat counters included. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -186,6 +191,31 @@ export function createMetrics({ db, log }: { db: Database; log: Logger }): Gatew
     },
   });
 
+  const limitPerSecond = new Gauge({
+    name: "countersign_rate_limit_per_second",
+    help: "Configured rate limits: calls per second per API key (intake, wait: long-poll opens) or per client address (unauthenticated); 0 is off",
+    labelNames: ["limit"] as const,
+    registers,
+  });
+  const limitBurst = new Gauge({
+    name: "countersign_rate_limit_burst",
+    help: "Configured rate limit bursts (bucket sizes), by limit (intake, wait, unauthenticated)",
+    labelNames: ["limit"] as const,
+    registers,
+  });
+  const waitMaxOpen = new Gauge({
+    name: "countersign_long_poll_max_open_per_key",
+    help: "Configured cap on long-polls one API key holds open at once on this replica; 0 is off",
+    registers,
+  });
+  const rateLimited = new Counter({
+    name: "countersign_rate_limited_total",
+    help: "Calls refused with 429 by a rate limit: intake, wait (long-poll opens), wait_open (open long-polls per key), unauthenticated (per address)",
+    labelNames: ["limit"] as const,
+    registers,
+  });
+  for (const limit of ["intake", "wait", "wait_open", "unauthenticated"] as const) rateLimited.inc({ limit }, 0);
+
   const observe = (e: ServiceEvent) => {
     try {
       switch (e.type) {
@@ -232,6 +262,14 @@ export function createMetrics({ db, log }: { db: Database; log: Logger }): Gatew
     observeWaiters(w) {
       waiters = w;
     },
+    observeRateLimits(settings) {
+      for (const limit of ["intake", "wait", "unauthenticated"] as const) {
+        limitPerSecond.set({ limit }, settings[limit].ratePerSecond);
+        limitBurst.set({ limit }, settings[limit].burst);
+      }
+      waitMaxOpen.set(settings.wait.maxOpen);
+    },
+    rateLimited: (limit) => rateLimited.inc({ limit }),
     async render() {
       const merged = Registry.merge([registry, chatMetricsRegistry]);
       return { contentType: registry.contentType, body: await merged.metrics() };

@@ -15,6 +15,8 @@ export const ERROR_CODES = [
   "reviewer_unverified",
   "idempotency_conflict",
   "callback_url_forbidden",
+  "request_not_approved",
+  "receipt_already_redeemed",
   "conflict",
   "rate_limited",
   "service_unavailable",

@@ -9,4 +9,6 @@ export * from "./policy/duration.ts";
 export * from "./policy/evaluate.ts";
 export * from "./policy/load.ts";
 export * from "./policy/schema.ts";
+export * from "./principal.ts";
 export * from "./request-schema.ts";
+export * from "./strict-json.ts";

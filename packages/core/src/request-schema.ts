@@ -68,12 +68,17 @@ const Text = () => z.string().refine(isStorableText, UNSTORABLE_MESSAGE);
 const VerbatimText = () => Text().refine((s) => !s.startsWith("\ufeff"), "must not start with a byte-order mark (U+FEFF)");
 
 /** A principal (onBehalfOf): refused when malformed or ambiguous, stored in canonical form. */
-const Email = z.string().transform((s, ctx) => {
-  const r = parsePrincipal(s);
-  if (r.ok) return r.canonical;
-  ctx.addIssue({ code: "custom", message: r.message });
-  return z.NEVER;
-});
+const Email = z
+  .string()
+  .max(320)
+  // The shape, for the OpenAPI document; parsePrincipal below decides.
+  .regex(/^[^@\s]+@[^@\s]+$/, "expected an email address")
+  .transform((s, ctx) => {
+    const r = parsePrincipal(s);
+    if (r.ok) return r.canonical;
+    ctx.addIssue({ code: "custom", message: r.message });
+    return z.NEVER;
+  });
 
 /** The body of POST /v1/requests. Everything the server assigns is absent, and unknown fields are rejected. */
 export const CreateRequestInput = z.strictObject({

@@ -11,7 +11,17 @@ import {
   ReceiptVerificationError,
 } from "./errors.js";
 import { verifyReceipt } from "./receipt.js";
-import type { Approval, ApprovalRequest, ApprovalRequestInput, JsonWebKeySet, ReceiptClaims, RequestList, RequestStatus, Risk } from "./types.js";
+import type {
+  Approval,
+  ApprovalRequest,
+  ApprovalRequestInput,
+  JsonWebKeySet,
+  ReceiptClaims,
+  ReceiptRedemption,
+  RequestList,
+  RequestStatus,
+  Risk,
+} from "./types.js";
 
 export const SDK_VERSION = "0.1.0";
 
@@ -62,6 +72,27 @@ export interface RequestApprovalOptions extends CreateOptions {
   cancelOnTimeout?: boolean | undefined;
   /** Called once the request is submitted (for example, to log its id while waiting). */
   onSubmitted?: ((request: ApprovalRequest) => void) | undefined;
+}
+
+/** What `cs.verifyReceipt` checks a receipt against; see VerifyReceiptOptions. */
+export interface ExpectedReceipt extends CallOptions {
+  action: string;
+  params: unknown;
+  requestId?: string;
+  /** The receipt's `environment` must equal it; `null`: the request named none. Omitted: not checked. */
+  environment?: string | null;
+  /** The receipt's `resource` must equal it; `null`: the request named none. Omitted: not checked. */
+  resource?: string | null;
+  /** Redeem the single-use receipt with this client's key once it verifies; a second redemption throws `already_redeemed`. */
+  redeem?: boolean;
+}
+
+/** What a settled request's receipt must cover: the submission as the agent made it. */
+interface Submitted {
+  action: string;
+  params?: object;
+  environment?: string | null | undefined;
+  resource?: string | null | undefined;
 }
 
 export interface ListRequestsQuery extends CallOptions {
@@ -331,11 +362,7 @@ export class Countersign {
    * Waits for a request made earlier (for example after an ApprovalTimeoutError) and
    * settles it as `requestApproval` does: the verified approval, or a typed error.
    */
-  async awaitApproval(
-    id: string,
-    expected: { action: string; params?: object },
-    options: WaitOptions & { cancelOnTimeout?: boolean | undefined } = {},
-  ): Promise<Approval> {
+  async awaitApproval(id: string, expected: Submitted, options: WaitOptions & { cancelOnTimeout?: boolean | undefined } = {}): Promise<Approval> {
     let final: ApprovalRequest;
     try {
       final = await this.waitForDecision(id, options);
@@ -370,16 +397,24 @@ export class Countersign {
     const created = await this.createRequest({ ...input, params }, options);
     options.onSubmitted?.(created);
     if (options.wait === false) return created;
-    if (created.status !== "pending") return this.settle(created, { action: input.action, params });
+    // The receipt must cover what was submitted, including where (an absent environment or resource is null in the receipt).
+    const submitted: Submitted = { action: input.action, params, environment: input.environment ?? null, resource: input.resource ?? null };
+    if (created.status !== "pending") return this.settle(created, submitted);
     const timeoutMs = typeof options.wait === "object" ? options.wait.timeoutMs : undefined;
-    return this.awaitApproval(created.id, { action: input.action, params }, { timeoutMs, signal: options.signal, cancelOnTimeout: options.cancelOnTimeout });
+    return this.awaitApproval(created.id, submitted, { timeoutMs, signal: options.signal, cancelOnTimeout: options.cancelOnTimeout });
   }
 
   /** Turns a terminal request into an Approval (receipt verified) or the matching typed error. */
-  private async settle(r: ApprovalRequest, expected: { action: string; params?: object }): Promise<Approval> {
+  private async settle(r: ApprovalRequest, expected: Submitted): Promise<Approval> {
     switch (r.status) {
       case "approved": {
-        const receipt = await this.verifyReceipt(r.receipt, { action: expected.action, params: expected.params ?? {}, requestId: r.id });
+        const receipt = await this.verifyReceipt(r.receipt, {
+          action: expected.action,
+          params: expected.params ?? {},
+          requestId: r.id,
+          ...(expected.environment !== undefined ? { environment: expected.environment } : {}),
+          ...(expected.resource !== undefined ? { resource: expected.resource } : {}),
+        });
         return { request: r, receipt, receiptJws: r.receipt as string };
       }
       case "denied":
@@ -393,13 +428,30 @@ export class Countersign {
     }
   }
 
-  /** Verifies a receipt against this gateway's keys (or the pinned `jwks`). */
-  verifyReceipt(jws: string | null | undefined, expected: { action: string; params: unknown; requestId?: string }): Promise<ReceiptClaims> {
+  /**
+   * Verifies a receipt against this gateway's keys (or the pinned `jwks`). With
+   * `redeem: true` it then redeems the single-use receipt with this client's key.
+   */
+  verifyReceipt(jws: string | null | undefined, expected: ExpectedReceipt): Promise<ReceiptClaims> {
+    const { redeem, signal, ...checks } = expected;
     return verifyReceipt(jws, {
       ...(this.jwks ? { jwks: this.jwks } : { jwksUrl: this.jwksUrl }),
       ...(this.issuer ? { issuer: this.issuer } : {}),
-      ...expected,
+      ...checks,
+      ...(redeem ? { redeem: { client: this, signal } } : {}),
     });
+  }
+
+  /**
+   * Uses up an approved request's receipt (`POST /v1/receipts/:jti/redeem`), with the agent
+   * key that made the request. Resolves the first time; afterwards it throws
+   * CountersignApiError `receipt_already_redeemed` (409). Another key's receipt is `not_found`,
+   * one whose request is not approved `request_not_approved`. Verify the receipt first
+   * (`verifyReceipt(jws, { ..., redeem: true })` does both).
+   */
+  async redeemReceipt(jti: string, options: CallOptions = {}): Promise<ReceiptRedemption> {
+    // Not retried: if an answer was lost, a retry could only report the receipt as already redeemed.
+    return this.once<ReceiptRedemption>("POST", `/v1/receipts/${encodeURIComponent(jti)}/redeem`, { signal: options.signal });
   }
 
   /** Records a reviewer's decision (a key with the `decisions` scope, acting as its owner). */

@@ -16,6 +16,8 @@ export const API_ERROR_CODES = [
   "reviewer_unverified",
   "idempotency_conflict",
   "callback_url_forbidden",
+  "request_not_approved",
+  "receipt_already_redeemed",
   "conflict",
   "rate_limited",
   "service_unavailable",
@@ -159,7 +161,21 @@ export class ApprovalTimeoutError extends ApprovalError {
   }
 }
 
-export type ReceiptProblem = "missing" | "malformed" | "signature" | "expired" | "claims" | "action_mismatch" | "params_mismatch" | "request_mismatch";
+export type ReceiptProblem =
+  | "missing"
+  | "malformed"
+  | "signature"
+  | "expired"
+  | "claims"
+  | "action_mismatch"
+  | "params_mismatch"
+  | "request_mismatch"
+  /** The receipt is for another `environment` than the one given to verifyReceipt. */
+  | "environment_mismatch"
+  /** The receipt is for another `resource` than the one given to verifyReceipt. */
+  | "resource_mismatch"
+  /** `redeem` was asked for and the gateway says this single-use receipt was redeemed before. */
+  | "already_redeemed";
 
 /** A receipt failed verification: do not run the action. */
 export class ReceiptVerificationError extends CountersignError {

@@ -5,6 +5,7 @@ export {
   type CountersignOptions,
   type CreateOptions,
   DEFAULT_WAIT_MS,
+  type ExpectedReceipt,
   type GuardedFunction,
   type GuardOptions,
   type ListRequestsQuery,
@@ -29,7 +30,7 @@ export {
   ReceiptVerificationError,
   WebhookVerificationError,
 } from "./errors.js";
-export { RECEIPT_TYPE, type VerifyReceiptOptions, verifyReceipt } from "./receipt.js";
+export { RECEIPT_TYPE, type ReceiptRedeemer, type VerifyReceiptOptions, verifyReceipt } from "./receipt.js";
 export type {
   Approval,
   ApprovalRequest,
@@ -38,6 +39,7 @@ export type {
   Delivery,
   JsonWebKeySet,
   ReceiptClaims,
+  ReceiptRedemption,
   RequestList,
   RequestStatus,
   Risk,

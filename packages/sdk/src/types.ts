@@ -99,6 +99,16 @@ export interface ReceiptClaims {
   iss: string;
 }
 
+/** The answer of `POST /v1/receipts/:jti/redeem`: the receipt is now used up. */
+export interface ReceiptRedemption {
+  object: "receipt_redemption";
+  /** The receipt's `jti` (the request id). */
+  jti: string;
+  action: string;
+  /** When the gateway recorded the redemption (RFC 3339). */
+  redeemedAt: string;
+}
+
 /** What `requestApproval` resolves with: the approved request and its verified receipt. */
 export interface Approval {
   request: ApprovalRequest;

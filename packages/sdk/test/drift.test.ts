@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES, type ErrorCode, REQUEST_STATUSES, type RequestStatus as ServerStatus } from "../../core/src/index.ts";
+import type { ReceiptRedemption as ServerReceiptRedemption } from "../../services/src/receipts/redeem.ts";
 import type { ReceiptClaims as ServerReceiptClaims } from "../../services/src/receipts/signer.ts";
 import type { RequestResource } from "../../services/src/requests/resource.ts";
 import { API_ERROR_CODES, type ApiErrorCode } from "../src/errors.ts";
-import type { ApprovalRequest, ReceiptClaims, RequestStatus } from "../src/types.ts";
+import type { ApprovalRequest, ReceiptClaims, ReceiptRedemption, RequestStatus } from "../src/types.ts";
 
 // The SDK must not depend on the server at run time, so it keeps its own copies of the
 // error codes and resource types. These checks fail (at type-check time, and the code
@@ -20,10 +21,11 @@ const statusesAgree: Equal<RequestStatus, ServerStatus> = true;
 const requestShapeAgrees: Equal<Shape<Fixed<ApprovalRequest>>, Shape<Fixed<RequestResource>>> = true;
 // The SDK's receipt claims also carry the JWT's registered claims, which jose adds when signing.
 const receiptShapeAgrees: Equal<Shape<Omit<ReceiptClaims, "iat" | "exp" | "iss">>, Shape<ServerReceiptClaims>> = true;
+const redemptionAgrees: Equal<ReceiptRedemption, ServerReceiptRedemption> = true;
 
 describe("the SDK's copies of server types", () => {
   it("agree at type-check time", () => {
-    expect([codesAgree, statusesAgree, requestShapeAgrees, receiptShapeAgrees]).toEqual([true, true, true, true]);
+    expect([codesAgree, statusesAgree, requestShapeAgrees, receiptShapeAgrees, redemptionAgrees]).toEqual([true, true, true, true, true]);
   });
 
   it("list exactly the server's error codes", () => {

@@ -4,6 +4,7 @@ import type { ServiceDeps } from "@countersign/services";
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from "express";
 import { openApiHandler } from "./openapi.ts";
 import { errorHandler, sendProblem } from "./problem.ts";
+import { RateLimits } from "./rate-limit.ts";
 import { apiRouter } from "./routes.ts";
 import type { Waiters } from "./waiters.ts";
 
@@ -13,6 +14,8 @@ export interface AppParts {
   log: Logger;
   rateLimit: number;
   rateBurst: number;
+  /** The intake, long-poll and unauthenticated limits (rate-limit.ts); absent: only intake, from rateLimit/rateBurst. */
+  limits?: RateLimits;
   /** Routers that must see the raw body (Slack signature checks, Bot Framework), mounted first. */
   rawRouters?: { path: string; router: Router | express.RequestHandler }[];
   extraRoutes?: (app: Express) => void;
@@ -29,6 +32,9 @@ export function createApp(parts: AppParts): Express {
   app.disable("x-powered-by");
   app.set("etag", false);
   app.set("query parser", "simple");
+  const limits = parts.limits ?? new RateLimits({ intake: { ratePerSecond: parts.rateLimit, burst: parts.rateBurst } });
+  if (limits.settings.trustProxy !== undefined) app.set("trust proxy", limits.settings.trustProxy);
+  app.use(limits.attach);
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     const incoming = req.get("x-request-id");
@@ -60,7 +66,7 @@ export function createApp(parts: AppParts): Express {
   if (parts.metrics) app.get("/metrics", ...parts.metrics);
 
   parts.extraRoutes?.(app);
-  app.use("/v1", apiRouter(deps, parts.waiters, { rateLimit: parts.rateLimit, rateBurst: parts.rateBurst }));
+  app.use("/v1", apiRouter(deps, parts.waiters, limits));
 
   app.use((req: Request, res: Response) => {
     sendProblem(res, req, new CountersignError("not_found", `No route for ${req.method} ${req.path}.`));

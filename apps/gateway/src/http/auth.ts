@@ -16,8 +16,17 @@ export function requireKey(deps: ServiceDeps, ...scopes: Scope[]) {
   return async (req: Request, _res: Response, next: NextFunction) => {
     const header = req.get("authorization") ?? "";
     const m = /^Bearer\s+(\S+)$/i.exec(header);
+    // Per client address, before any lookup: throws rate_limited once the address has failed too often.
+    const attempt = await req.rateLimits?.unauthenticated.begin(req.rateLimits.clientAddress(req), m?.[1]);
     if (!m) throw new CountersignError("unauthorized", "Send the API key as `Authorization: Bearer <key>`.");
-    const key = await authenticateKey({ ctx: systemCtx(deps, "http-auth", req.id), input: { presented: m[1] as string } });
+    let key: AuthenticatedKey;
+    try {
+      key = await authenticateKey({ ctx: systemCtx(deps, "http-auth", req.id), input: { presented: m[1] as string } });
+      attempt?.done("ok");
+    } catch (e) {
+      attempt?.done(e instanceof CountersignError && e.code === "unauthorized" ? "unauthorized" : "error");
+      throw e;
+    }
     if (scopes.length > 0 && !scopes.some((s) => key.scopes.includes(s))) {
       throw new CountersignError("forbidden", `This API key lacks the ${scopes.map((s) => `"${s}"`).join(" or ")} scope.`);
     }

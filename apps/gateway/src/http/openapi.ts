@@ -130,7 +130,7 @@ export const AuditEventSchema = z
   .object({
     seq: z.number().int().min(1),
     at: Timestamp,
-    type: z.string().describe("For example request.created, decision.recorded, decision.refused, request.approved or key.created."),
+    type: z.string().describe("For example request.created, decision.recorded, decision.refused, request.approved, receipt.redeemed or key.created."),
     requestId: RequestId.nullable(),
     actor: z.object({ type: z.string(), principal: z.string().nullable(), surface: z.string().nullable(), surfaceUserId: z.string().nullable() }),
     data: z.unknown(),
@@ -179,8 +179,17 @@ export const ReceiptClaimsSchema = z
   .meta({
     id: "ReceiptClaims",
     description:
-      "Claims of the approval receipt (compact JWS, alg EdDSA, typ countersign-receipt+jwt). Verify the signature, then that action and params_sha256 match what is about to run.",
+      "Claims of the approval receipt (compact JWS, alg EdDSA, typ countersign-receipt+jwt). Verify the signature, then that action, params_sha256, environment and resource match what is about to run.",
   });
+
+export const ReceiptRedemptionSchema = z
+  .object({
+    object: z.literal("receipt_redemption"),
+    jti: RequestId.describe("The receipt's jti: the request id."),
+    action: z.string(),
+    redeemedAt: Timestamp.describe("When this redemption was recorded; a receipt is redeemed at most once."),
+  })
+  .meta({ id: "ReceiptRedemption", description: "A single-use receipt, marked as used." });
 
 export const CallbackEventSchema = z
   .object({
@@ -229,6 +238,7 @@ const AuditQuery = z.object({
   limit: z.number().int().min(1).max(1000).default(100).optional(),
 });
 const IdPath = z.object({ id: RequestId });
+const JtiPath = z.object({ jti: RequestId.describe("The receipt's jti claim (the request id).") });
 const IdempotencyHeader = z.object({
   "Idempotency-Key": z
     .string()
@@ -284,7 +294,8 @@ function ok(description: string, schema: z.ZodType, extraHeaders: NonNullable<Re
   return { description, headers: { ...requestIdHeader, ...(extraHeaders as object) }, content: { "application/json": { schema } } };
 }
 
-const AUTH_CODES: ErrorCode[] = ["unauthorized", "forbidden"];
+// rate_limited: an address that keeps failing authentication is refused before the key is looked up.
+const AUTH_CODES: ErrorCode[] = ["unauthorized", "forbidden", "rate_limited"];
 const JSON_BODY_CODES: ErrorCode[] = ["invalid_request", "payload_too_large", "unsupported_media_type"];
 
 function secured(...scopes: Scope[]): Pick<RouteConfig, "security"> {
@@ -333,10 +344,10 @@ export const ROUTES: RouteConfig[] = [
     tags: ["Requests"],
     summary: "Read a request, or long-poll for its decision",
     description:
-      "Any key may read its own requests; `decisions` and `admin` keys may read all. Another key's request is reported as not found. With `wait`, the call returns as soon as the request leaves `pending` (or when the wait runs out, still pending).",
+      "Any key may read its own requests; `decisions` and `admin` keys may read all. Another key's request is reported as not found. With `wait`, the call returns as soon as the request leaves `pending` (or when the wait runs out, still pending); long-poll opens are rate-limited per key, as are the long-polls a key holds open at once.",
     ...secured("requests", "decisions", "admin"),
     request: { params: IdPath, query: WaitQuery },
-    responses: { 200: ok("The request.", ApprovalRequestSchema), ...problems("invalid_request", "unauthorized", "not_found") },
+    responses: { 200: ok("The request.", ApprovalRequestSchema), ...problems("invalid_request", "unauthorized", "not_found", "rate_limited") },
   },
   {
     method: "post",
@@ -363,6 +374,21 @@ export const ROUTES: RouteConfig[] = [
     ...secured("requests", "admin"),
     request: { params: IdPath, body: { required: false, content: { "application/json": { schema: CancelBody } } } },
     responses: { 200: ok("Cancelled.", ApprovalRequestSchema), ...problems(...JSON_BODY_CODES, ...AUTH_CODES, "not_found", "request_not_pending") },
+  },
+  {
+    method: "post",
+    path: "/v1/receipts/{jti}/redeem",
+    operationId: "redeemReceipt",
+    tags: ["Receipts"],
+    summary: "Redeem a single-use receipt",
+    description:
+      "Marks the receipt of an approved request as used, for executors that must run an approval at most once: the first call answers 200, every later one 409 `receipt_already_redeemed`; of concurrent calls exactly one succeeds. Only the agent key that made the request (scope `requests`) may redeem it; any other key gets 404, as for an unknown id. A request that is not approved is refused with 409 `request_not_approved`. The redemption, and every refused one, is recorded in the audit chain (`receipt.redeemed`, `receipt.redeem_refused`). Verify the receipt before redeeming it; the SDK's `verifyReceipt(jws, { redeem })` does both. No body is needed.",
+    ...secured("requests"),
+    request: { params: JtiPath },
+    responses: {
+      200: ok("Redeemed now, for the first and only time.", ReceiptRedemptionSchema),
+      ...problems(...JSON_BODY_CODES, ...AUTH_CODES, "not_found", "request_not_approved", "receipt_already_redeemed"),
+    },
   },
   {
     method: "get",
@@ -599,7 +625,7 @@ export function buildOpenApiDocument(opts: { version?: string; serverUrl?: strin
     tags: [
       { name: "Requests", description: "Ask for approval, wait for it, decide, cancel." },
       { name: "Audit", description: "The tamper-evident audit chain." },
-      { name: "Receipts", description: "Keys that verify approval receipts." },
+      { name: "Receipts", description: "Keys that verify approval receipts, and single-use redemption." },
       { name: "Operations", description: "Health, readiness, this document and metrics." },
       { name: "Chat platforms", description: "Endpoints that Slack and Microsoft Teams call; each verifies the platform's signature." },
     ],

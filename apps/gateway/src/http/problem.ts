@@ -12,6 +12,8 @@ export const HTTP_ERRORS: Record<ErrorCode, { status: number; title: string }> =
   request_not_pending: { status: 409, title: "Request is no longer pending" },
   already_voted: { status: 409, title: "Already voted" },
   conflict: { status: 409, title: "Conflict" },
+  request_not_approved: { status: 409, title: "Request is not approved" },
+  receipt_already_redeemed: { status: 409, title: "Receipt already redeemed" },
   self_approval_forbidden: { status: 403, title: "Self-approval is forbidden" },
   not_an_approver: { status: 403, title: "Not an approver" },
   reviewer_unverified: { status: 403, title: "Reviewer identity could not be verified" },

@@ -1,8 +1,18 @@
-import { type Actor, CountersignError, isStorableText, MAX_BODY_BYTES } from "@countersign/core";
-import { assertRequestId, cancelRequest, createRequest, decide, getRequest, listAudit, listRequests, type ServiceDeps } from "@countersign/services";
+import { type Actor, CountersignError, isStorableText, isUtf8Charset, MAX_BODY_BYTES, parseStrictJson } from "@countersign/core";
+import {
+  assertRequestId,
+  cancelRequest,
+  createRequest,
+  decide,
+  getRequest,
+  listAudit,
+  listRequests,
+  redeemReceipt,
+  type ServiceDeps,
+} from "@countersign/services";
 import express, { type NextFunction, type Request, type Response, Router } from "express";
 import { agentActor, readerActor, requireKey, reviewerActor } from "./auth.ts";
-import { rateLimitByKey } from "./rate-limit.ts";
+import type { RateLimits } from "./rate-limit.ts";
 import { toServiceCtx } from "./service-ctx.ts";
 import type { Waiters } from "./waiters.ts";
 
@@ -19,7 +29,42 @@ function requireJson(req: Request, _res: Response, next: NextFunction) {
   next();
 }
 
-const json = express.json({ limit: MAX_BODY_BYTES, strict: false, type: "application/json" });
+const raw = express.raw({ limit: MAX_BODY_BYTES, type: "application/json" });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * Parses JSON bodies strictly: UTF-8 only, and no duplicate keys or `__proto__` /
+ * `constructor` / `prototype` keys anywhere. Those are refused, never silently resolved
+ * (`{"decision":"approve","decision":"deny"}` must not mean deny).
+ */
+function strictJson(req: Request, res: Response, next: NextFunction) {
+  raw(req, res, (err?: unknown) => {
+    if (err) return next(err);
+    if (!isUtf8Charset(req.get("content-type"))) {
+      return next(new CountersignError("unsupported_media_type", "The request body must be UTF-8 JSON (charset=utf-8, or no charset)."));
+    }
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (body.length === 0) {
+      req.body = undefined;
+      return next();
+    }
+    let text: string;
+    try {
+      text = utf8.decode(body);
+    } catch {
+      return next(new CountersignError("invalid_request", "The request body is not valid UTF-8.", { errors: [{ path: "", message: "invalid UTF-8" }] }));
+    }
+    const parsed = parseStrictJson(text);
+    if (!parsed.ok) {
+      const detail =
+        parsed.message === "malformed JSON" ? "The request body is not valid JSON." : `The request body is not acceptable JSON: ${parsed.message}.`;
+      return next(new CountersignError("invalid_request", detail, { errors: [{ path: parsed.path, message: parsed.message }] }));
+    }
+    req.body = parsed.value;
+    next();
+  });
+}
+const json = strictJson;
 
 function intParam(value: unknown, name: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
@@ -45,11 +90,11 @@ function single(value: unknown, name: string): string | undefined {
   return value;
 }
 
-export function apiRouter(deps: ServiceDeps, waiters: Waiters, opts: { rateLimit: number; rateBurst: number }): Router {
+export function apiRouter(deps: ServiceDeps, waiters: Waiters, limits: RateLimits): Router {
   const r = Router();
   const ctx = (req: Request, actor: Actor) => toServiceCtx(deps, req, actor);
 
-  r.post("/requests", requireJson, requireKey(deps, "requests"), rateLimitByKey(opts.rateLimit, opts.rateBurst), json, async (req, res) => {
+  r.post("/requests", requireJson, requireKey(deps, "requests"), limits.intake, json, async (req, res) => {
     const idem = req.get("idempotency-key");
     const result = await createRequest({ ctx: ctx(req, agentActor(req.apiKey!)), input: { body: req.body, idempotencyKey: idem } });
     if (result.replayed) res.setHeader("Idempotent-Replayed", "true");
@@ -83,6 +128,7 @@ export function apiRouter(deps: ServiceDeps, waiters: Waiters, opts: { rateLimit
       res.json(await getRequest({ ctx: c, input: { requestId: id } }));
       return;
     }
+    limits.openWait(req, res); // 429 past the key's rate of opens or open long-polls; frees its slot when the response ends
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     const deadline = Date.now() + wait * 1000;
@@ -113,6 +159,12 @@ export function apiRouter(deps: ServiceDeps, waiters: Waiters, opts: { rateLimit
     const id = req.params.id as string;
     assertRequestId(id);
     res.json(await cancelRequest({ ctx: ctx(req, readerActor(req.apiKey!)), input: { requestId: id, body: req.body ?? {} } }));
+  });
+
+  // Single-use receipts: only the agent key that made the request; anyone else gets 404.
+  r.post("/receipts/:jti/redeem", requireJson, requireKey(deps, "requests"), json, async (req, res) => {
+    const jti = req.params.jti as string;
+    res.json(await redeemReceipt({ ctx: ctx(req, agentActor(req.apiKey!)), input: { jti } }));
   });
 
   r.get("/audit", requireKey(deps, "admin"), async (req, res) => {
