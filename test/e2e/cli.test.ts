@@ -165,9 +165,9 @@ describe("countersign CLI", () => {
         expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
         expect(r.stderr).toMatch(/^countersign: /);
       });
-      const badEnv = await inProcess({ ...env, COUNTERSIGN_RATE_LIMIT: "lots" }, "keys", "list");
+      const badEnv = await inProcess({ ...env, DATABASE_POOL_SIZE: "lots" }, "keys", "list");
       expect(badEnv.code).toBe(1);
-      expect(badEnv.stderr).toMatch(/^countersign: invalid configuration: COUNTERSIGN_RATE_LIMIT: .+\n$/);
+      expect(badEnv.stderr).toMatch(/^countersign: invalid configuration: DATABASE_POOL_SIZE: .+\n$/);
       // The binary exits with that status.
       expect(await cli(errEnv, "requests", "show", "req_01ARZ3NDEKTSV4RRFFQ69G5FAV")).toMatchObject({
         code: 1,

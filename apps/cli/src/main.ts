@@ -35,10 +35,9 @@ function policyProblems(e: PolicyError): string[] {
   return e.problems.map((p) => (p.line > 0 ? `${e.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}` : `${e.file}: ${p.message}`));
 }
 
-let parsedEnv: CliEnv | undefined;
+/** The environment as it is now: each command parses it once, when it runs (tests run several in one process). */
 function env(): CliEnv {
-  parsedEnv ??= parseCliEnv(process.env);
-  return parsedEnv;
+  return parseCliEnv(process.env);
 }
 
 async function withAdmin<T>(fn: (ops: Awaited<ReturnType<typeof openAdmin>>["ops"]) => Promise<T>): Promise<T> {

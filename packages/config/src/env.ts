@@ -33,7 +33,8 @@ export const isOn = (v: string | undefined): boolean => v === "true" || v === "1
 export const DatabaseEnv = {
   DATABASE_URL: z
     .string()
-    .regex(/^postgres(ql)?:\/\/[^/\s]/, "must be a postgres:// or postgresql:// URL (leave unset for the embedded database)")
+    // postgresql:///db?host=/var/run/postgresql (a Unix socket) is valid too.
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL (leave unset for the embedded database)")
     .refine((s) => URL.canParse(s), "is not a valid URL")
     .optional(),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),

@@ -248,6 +248,36 @@ describe.each(engines())("services on %s", (engine) => {
       expect(agentKey).toMatch(/^cs_/);
     });
 
+    it("revoking a key with hundreds of pending requests succeeds, and cancels every one of them", async () => {
+      const bot = await h.agent("runaway-bot", "runaway@example.com");
+      const n = 300;
+      for (let i = 0; i < n; i++) await submit({ action: "report.build", params: { i } }, bot.actor);
+      const revoked = await revokeKey({ ctx: h.ctx(h.system), input: { id: bot.key.id } });
+      expect(revoked).toMatchObject({ id: bot.key.id, cancelledRequests: n });
+      expect(revoked.revokedAt).not.toBeNull();
+      expect(await h.db.prisma.approvalRequest.count({ where: { apiKeyId: bot.key.id, status: "pending" } })).toBe(0);
+      expect(await h.db.prisma.approvalRequest.count({ where: { apiKeyId: bot.key.id, status: "cancelled", resolution: "key_revoked" } })).toBe(n);
+      // Revoking again writes nothing more.
+      const before = await rowCounts(h.db);
+      expect(await revokeKey({ ctx: h.ctx(h.system), input: { id: bot.key.id } })).toMatchObject({ cancelledRequests: 0 });
+      expect(await rowCounts(h.db)).toEqual(before);
+    }, 120_000);
+
+    it("a revoked key's request that is still pending (revoked, not yet cancelled) cannot be decided, and the refusal is audited", async () => {
+      const bot = await h.agent("half-revoked-bot", "half@example.com");
+      const { resource } = await submit({ action: "report.build" }, bot.actor);
+      // The revocation committed; the cancellations have not run yet.
+      await h.db.prisma.apiKey.update({ where: { id: bot.key.id }, data: { revokedAt: new Date() } });
+      await expect(vote(alice(), resource.id, "approve")).rejects.toMatchObject({ code: "request_not_pending", message: expect.stringContaining("revoked") });
+      const row = await h.db.prisma.approvalRequest.findUniqueOrThrow({ where: { id: resource.id } });
+      expect(row.status).toBe("pending");
+      expect(await h.db.prisma.decision.count({ where: { requestId: resource.id } })).toBe(0);
+      const refused = await h.db.prisma.auditEvent.findMany({ where: { requestId: resource.id, type: "decision.refused" } });
+      expect(refused).toHaveLength(1);
+      // And createRequest refuses the key (it is also refused at the edge, before it gets here).
+      await expect(submit({ action: "report.build" }, bot.actor)).rejects.toMatchObject({ code: "unauthorized" });
+    });
+
     it("the audit chain over everything above verifies", async () => {
       const v = await verifyAudit({ ctx: h.ctx(h.system), input: {} });
       expect(v.ok).toBe(true);

@@ -54,6 +54,7 @@ export function callbackHandler(deps: ServiceDeps, userAgent: string) {
     } catch (e) {
       const ce = toCountersignError(e);
       if (ce.code === "callback_url_forbidden") return { ok: false, error: `callback URL refused at delivery: ${ce.message}`, permanent: true };
+      if (ce.code === "unauthorized") return { ok: false, error: ce.message, permanent: true };
       throw e;
     }
     if (!target) return { ok: false, error: "request has no callbackUrl", permanent: true };

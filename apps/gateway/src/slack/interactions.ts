@@ -71,8 +71,9 @@ export function registerInteractions(app: App, o: InteractionOptions): void {
     // instants may arrive before the record; the click is already acked, so wait briefly.
     const deadline = Date.now() + CARD_RECORD_WAIT_MS;
     for (;;) {
+      // Any recorded message id counts: a card whose last update failed is still on screen.
       const card = await o.cards.find(requestId, "slack", where.channel);
-      if (card?.state === "posted" && card.messageId) {
+      if (card?.messageId) {
         if (card.messageId === where.messageTs) return;
         throw refuse();
       }

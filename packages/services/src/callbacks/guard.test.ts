@@ -79,6 +79,8 @@ describe("callback guard (SSRF)", () => {
     ["NAT64 64:ff9b::/96 embedding loopback", "https://[64:ff9b::7f00:1]/cb", /rfc6052/],
     ["IPv4-translated ::ffff:0:0:0/96", "https://[::ffff:0:7f00:1]/cb", /rfc6145/],
     ["6to4 2002::/16 embedding a private address", "https://[2002:a00:1::1]/cb", /6to4/],
+    ["deprecated site-local fec0::/10", "https://[fec0::1]/cb", /deprecatedSiteLocal|site/i],
+    ["segment routing 5f00::/16", "https://[5f00::1]/cb", /a [a-zA-Z]+ address/],
     ["Teredo 2001::/32", "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/cb", /teredo/],
   ])("refuses %s", async (_label, url, why) => {
     const e = await refusal(guard.check(url));

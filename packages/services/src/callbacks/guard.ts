@@ -15,33 +15,6 @@ export interface CallbackGuard {
   checkAddress(host: string, address: string, port: number): void;
 }
 
-const BLOCKED_RANGES = new Set([
-  "unspecified",
-  "broadcast",
-  "multicast",
-  "linkLocal",
-  "loopback",
-  "private",
-  "uniqueLocal",
-  "carrierGradeNat",
-  "reserved",
-  "benchmarking",
-  "amt",
-  "as112",
-  "as112v6",
-  "deprecated",
-  "orchid2",
-  "droneRemoteIdProtocolEntityTags",
-  // IPv6 forms that carry an IPv4 address (mapped, translated, NAT64, 6to4, Teredo): each
-  // can reach an internal IPv4 host, so none is a public destination.
-  "ipv4Mapped",
-  "rfc6145",
-  "rfc6052",
-  "6to4",
-  "teredo",
-  "discard",
-]);
-
 // ipaddr.js calls ::/96 (IPv4-compatible, RFC 4291 §2.5.5.1, deprecated) "unicast", but
 // `::127.0.0.1` embeds a loopback address and some stacks still route it.
 const IPV4_COMPATIBLE: IpRange = ipaddr.parseCIDR("::/96");
@@ -72,7 +45,11 @@ export function createCallbackGuard(allow: CallbackAllowList = EMPTY_ALLOW_LIST,
     }
     if (allow.ranges.some((r) => matches(a, r.range) && portOk(r.port, port))) return;
     const range = a.range();
-    if (BLOCKED_RANGES.has(range)) {
+    // Only ordinary unicast is public. Everything ipaddr.js names is refused, now and in
+    // later versions: loopback, private, link-local, unique-local, site-local, multicast,
+    // reserved, and every IPv6 form that carries an IPv4 address (mapped, translated,
+    // NAT64, 6to4, Teredo).
+    if (range !== "unicast") {
       const listed = allow.ranges.some((r) => matches(a, r.range)) ? ` (COUNTERSIGN_CALLBACK_ALLOW lists it for other ports only, not ${port})` : "";
       throw forbid(
         `${host} resolves to ${a.toString()}, a ${range} address; callbacks may only reach public addresses${listed || " (see COUNTERSIGN_CALLBACK_ALLOW)"}`,

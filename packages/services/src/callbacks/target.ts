@@ -1,3 +1,4 @@
+import { CountersignError } from "@countersign/core";
 import type { ServiceCall } from "../context.ts";
 
 export interface CallbackTarget {
@@ -14,9 +15,12 @@ export interface CallbackTarget {
 export async function callbackTarget({ ctx, input }: ServiceCall<{ requestId: string }>): Promise<CallbackTarget | null> {
   const req = await ctx.deps.db.prisma.approvalRequest.findUnique({
     where: { id: input.requestId },
-    select: { callbackUrl: true, apiKey: { select: { signingSecret: true } } },
+    select: { callbackUrl: true, apiKey: { select: { signingSecret: true, revokedAt: true } } },
   });
   if (!req?.callbackUrl) return null;
+  // A revoked agent is sent nothing, least of all an approval with its receipt.
+  if (req.apiKey.revokedAt)
+    throw new CountersignError("unauthorized", "the agent key that made this request was revoked; its callbacks are no longer delivered");
   await ctx.deps.callbackGuard.check(req.callbackUrl);
   return { url: req.callbackUrl, signingSecret: req.apiKey.signingSecret };
 }

@@ -93,7 +93,7 @@ export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown;
         },
       });
       // A new request has no decisions or cards yet; no need to read it back.
-      const created = { ...inserted, decisions: [], messages: [] };
+      const created = { ...inserted, decisions: [], messages: [], apiKey: { revokedAt: key[0].revoked_at } };
       await appendAudit(
         tx,
         {

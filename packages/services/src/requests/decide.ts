@@ -1,5 +1,6 @@
 import { CountersignError, DecisionInput, evaluateVote, type RefusalCode } from "@countersign/core";
 import { appendAudit } from "../audit/append.ts";
+import { recordRefusal } from "../audit/record-refusal.ts";
 import { requireReviewer } from "../authz.ts";
 import { type ServiceCall, withTransaction } from "../context.ts";
 import { fromZod, isUniqueViolation } from "../errors.ts";
@@ -26,13 +27,17 @@ export async function decide({ ctx, input }: ServiceCall<{ requestId: string; bo
   if (!parsed.success) throw fromZod(parsed.error);
   const { decision, reason } = parsed.data;
   const { deps } = ctx;
-  const now = deps.clock();
 
   const outcome = await withTransaction(ctx, async (tctx) => {
     const { tx } = tctx;
     const row = await lockRequest(tx, input.requestId);
     if (!row) throw new CountersignError("not_found", `no request ${input.requestId}`);
-    const verdict = evaluateVote(row, row.decisions as { principal: string; decision: "approve" | "deny" }[], reviewer.principal, decision, now);
+    // Read after the lock, so votes are timestamped in the order they are counted.
+    const now = deps.clock();
+    const verdict =
+      row.status === "pending" && row.apiKey.revokedAt
+        ? ({ ok: false, code: "request_not_pending", message: "the agent key that made this request was revoked, so it can no longer be decided" } as const)
+        : evaluateVote(row, row.decisions as { principal: string; decision: "approve" | "deny" }[], reviewer.principal, decision, now);
     if (!verdict.ok) {
       await appendAudit(tx, { type: "decision.refused", requestId: row.id, actor: ctx.actor, data: { code: verdict.code, decision, status: row.status } }, now);
       return { refused: { code: verdict.code, message: verdict.message } } as const;
@@ -71,9 +76,12 @@ export async function decide({ ctx, input }: ServiceCall<{ requestId: string; bo
       input: { row: withVote, to: verdict.status, resolution: verdict.resolution ?? verdict.status, now, auditData: { approvals: verdict.approvals } },
     });
     return { row: done, finished: true } as const;
-  }).catch((e: unknown) => {
-    if (isUniqueViolation(e)) throw new CountersignError("already_voted", "you have already decided on this request");
-    throw e;
+  }).catch(async (e: unknown) => {
+    if (!isUniqueViolation(e)) throw e;
+    // A concurrent second vote by the same person lost the race on the one-vote index.
+    const message = "you have already decided on this request";
+    await recordRefusal({ ctx, input: { requestId: input.requestId, code: "already_voted", message, decision } });
+    throw new CountersignError("already_voted", message);
   });
 
   deps.events?.({ type: "decision", surface: reviewer.surface, decision, refused: "refused" in outcome ? (outcome.refused?.code as RefusalCode) : undefined });

@@ -1,7 +1,7 @@
 import { CountersignError, REQUEST_ID } from "@countersign/core";
 import { canRead } from "../authz.ts";
 import type { ServiceCall } from "../context.ts";
-import { loadDeliveries, REQUEST_INCLUDE, type RequestResource, toResource } from "./resource.ts";
+import { loadDeliveries, loadRequest, type RequestResource, toResource } from "./resource.ts";
 
 export function assertRequestId(id: string): void {
   if (!REQUEST_ID.test(id)) throw new CountersignError("not_found", `no request ${id.slice(0, 64)}: not a request id`);
@@ -13,10 +13,7 @@ export function assertRequestId(id: string): void {
  */
 export async function getRequest({ ctx, input }: ServiceCall<{ requestId: string }>): Promise<RequestResource> {
   assertRequestId(input.requestId);
-  const row = await ctx.deps.db.prisma.approvalRequest.findUnique({
-    where: { id: input.requestId },
-    include: { ...REQUEST_INCLUDE, apiKey: { select: { revokedAt: true } } },
-  });
+  const row = await loadRequest(ctx.deps.db.prisma, input.requestId);
   if (!row || !canRead(ctx.actor, row.apiKeyId)) throw new CountersignError("not_found", `no request ${input.requestId}`);
   if (ctx.actor.type === "agent" && row.apiKey.revokedAt) {
     throw new CountersignError("unauthorized", "The API key is missing, malformed, unknown or revoked.");

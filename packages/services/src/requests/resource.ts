@@ -4,6 +4,8 @@ import type { Database, Tx } from "@countersign/db";
 export const REQUEST_INCLUDE = {
   decisions: { orderBy: { createdAt: "asc" } },
   messages: { orderBy: { createdAt: "asc" } },
+  // A revoked agent's request can no longer be decided, redeemed or read by that key.
+  apiKey: { select: { revokedAt: true } },
 } as const;
 
 type Client = Database["prisma"] | Tx;
