@@ -468,6 +468,19 @@ describe("Microsoft Teams: Adaptive Cards with Universal Actions through botbuil
     ]);
   });
 
+  it("audits a click from someone Teams cannot vouch for (no member record), as an unverified actor (issue #11)", async () => {
+    const r = await submit({ action: "secrets.rotate", summary: "Rotate by a stranger" });
+    await waitPosted(r.id);
+    const stranger: User = { id: "29:1stranger", name: "Stranger", aadObjectId: "5a7a4000-0000-4000-8000-000000000099" };
+    const card = await click(stranger, "approve", r.id);
+    expect(cardText(card)).toContain("Your decision was not recorded.");
+    expect((await get(r.id)).decisions).toEqual([]);
+    const refused = (await auditFor(r.id)).filter((e) => e.type === "decision.refused");
+    expect(refused.map((e) => [e.actor.type, e.actor.surface, e.actor.surfaceUserId, (e.data as { code: string }).code])).toEqual([
+      ["unverified", "teams", stranger.aadObjectId, "reviewer_unverified"],
+    ]);
+  });
+
   it("rejects activities that fail Bot Framework authentication with 401 and writes nothing", async () => {
     const r = await submit({ action: "net.firewall.open", summary: "Open port 22" });
     await waitPosted(r.id);
@@ -579,7 +592,7 @@ describe("Microsoft Teams: Adaptive Cards with Universal Actions through botbuil
       data: {
         type: string;
         requestId: string | null;
-        actor: { principal: string | null; surface: string | null; surfaceUserId: string | null };
+        actor: { type: string; principal: string | null; surface: string | null; surfaceUserId: string | null };
         data: unknown;
       }[];
     };
