@@ -13,7 +13,7 @@ export const CreateKeyInput = z.strictObject({
   owner: z.string().transform((s, ctx) => {
     const r = parsePrincipal(s);
     if (r.ok) return r.canonical;
-    ctx.addIssue({ code: "custom", message: `owner: ${r.message}` });
+    ctx.addIssue({ code: "custom", message: r.message });
     return z.NEVER;
   }),
   scopes: z.array(z.enum(SCOPES)).min(1),
