@@ -1,7 +1,7 @@
 /**
- * `pnpm bench`: Countersign's four benchmarks, each on PGlite and on PostgreSQL, in one run.
+ * `pnpm bench`: Countersign's five benchmarks, each on PGlite and on PostgreSQL, in one run.
  *
- *   pnpm bench [--quick] [--json] [--out=file.json] [--only=intake,slack,release,waiters]
+ *   pnpm bench [--quick] [--json] [--out=file.json] [--only=intake,slack,release,waiters,decisions]
  *              [--engines=pglite,postgres] [--pg-url=postgresql://...] [--waiters=10000]
  *
  * --quick runs small counts to check that everything works; figures from it mean little.
@@ -9,6 +9,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { cpus, freemem, totalmem } from "node:os";
+import { benchDecisions, breakdown, type DecisionsResult, pct, TARGET_RATIO } from "./decisions.ts";
 import { benchIntake, type IntakeResult } from "./intake.ts";
 import { type Engine, postgresReachable } from "./lib/db.ts";
 import { log } from "./lib/setup.ts";
@@ -17,7 +18,7 @@ import { benchRelease, type ReleaseResult } from "./release.ts";
 import { benchSlackAck, type SlackAckResult } from "./slack-ack.ts";
 import { benchWaiters, type WaitersResult } from "./waiters.ts";
 
-const BENCHES = ["intake", "slack", "release", "waiters"] as const;
+const BENCHES = ["intake", "slack", "release", "waiters", "decisions"] as const;
 type Bench = (typeof BENCHES)[number];
 
 interface Args {
@@ -58,8 +59,20 @@ function parseArgs(argv: string[]): Args {
 }
 
 const SIZES = {
-  full: { intake: { perRound: 2000, rounds: 5, warmup: 500 }, slack: { rounds: 40 }, release: { perRound: 100, rounds: 5 }, waiters: 10_000 },
-  quick: { intake: { perRound: 200, rounds: 2, warmup: 100 }, slack: { rounds: 4 }, release: { perRound: 20, rounds: 2 }, waiters: 1_000 },
+  full: {
+    intake: { perRound: 2000, rounds: 5, warmup: 500 },
+    slack: { rounds: 40 },
+    release: { perRound: 100, rounds: 5 },
+    waiters: 10_000,
+    decisions: { perRound: 2000, rounds: 3, warmup: 200 },
+  },
+  quick: {
+    intake: { perRound: 200, rounds: 2, warmup: 100 },
+    slack: { rounds: 4 },
+    release: { perRound: 20, rounds: 2 },
+    waiters: 1_000,
+    decisions: { perRound: 200, rounds: 2, warmup: 50 },
+  },
 };
 
 interface Target {
@@ -103,11 +116,12 @@ async function main(): Promise<void> {
   log(
     `${args.quick ? "QUICK run (small counts; figures are indicative only)" : "full run"} on ${machine.cores} cores, Node ${machine.node}; engines ${engines.join(", ")}`,
   );
-  const results: { intake: IntakeResult[]; slack: SlackAckResult[]; release: ReleaseResult[]; waiters: WaitersResult[] } = {
+  const results: { intake: IntakeResult[]; slack: SlackAckResult[]; release: ReleaseResult[]; waiters: WaitersResult[]; decisions: DecisionsResult[] } = {
     intake: [],
     slack: [],
     release: [],
     waiters: [],
+    decisions: [],
   };
   const startedAt = new Date().toISOString();
   const pgUrl = engines.includes("postgres") ? args.pgUrl : undefined;
@@ -117,6 +131,7 @@ async function main(): Promise<void> {
       if (bench === "slack") results.slack.push(await benchSlackAck({ engine, pgUrl, concurrency: 50, ...size.slack }));
       if (bench === "release") results.release.push(await benchRelease({ engine, pgUrl, ...size.release }));
       if (bench === "waiters") results.waiters.push(await benchWaiters({ engine, pgUrl, waiters: size.waiters, herdRequests: 100, deciders: 32 }));
+      if (bench === "decisions") results.decisions.push(await benchDecisions({ engine, pgUrl, reviewers: 32, poolSize: 10, ...size.decisions }));
     }
   }
 
@@ -272,6 +287,60 @@ async function main(): Promise<void> {
       });
     }
     out.push(`4. Waiters at scale: parked long-polls on one gateway, then every request decided (32 deciders)\n${pad(rows)}`);
+  }
+  if (results.decisions.length) {
+    const rows = [
+      [
+        "engine",
+        "decisions/s",
+        "p50 ms",
+        "p99 ms",
+        "non-2xx",
+        "gw CPU ms/dec",
+        "lock-waiting share",
+        "by wait_event",
+        "before decisions/s",
+        "before p99 ms",
+        "before lock share",
+        "ratio",
+        "target",
+      ],
+    ];
+    for (const r of results.decisions) {
+      const b = r.before;
+      if (r.engine === "postgres")
+        targets.push({
+          benchmark: "decisions",
+          engine: r.engine,
+          what: `decisions/s vs before (${b ? `${b.commit}: ${b.decisionsPerSecond}/s` : "no before figure"})`,
+          target: `>= ${TARGET_RATIO}x`,
+          value: b ? `${b.ratio}x (${r.decisionsPerSecond}/s)` : `${r.decisionsPerSecond}/s`,
+          met: b ? b.met : null,
+        });
+      rows.push([
+        r.engine,
+        fmt(r.decisionsPerSecond),
+        fmt(r.latencyMs.p50),
+        fmt(r.latencyMs.p99),
+        String(r.non2xx),
+        fmt(r.cpuMsPerDecision),
+        r.locks ? `${pct(r.locks.lockShare)} (${r.locks.meanLockWaiting}/${r.locks.meanBackends})` : "n/a",
+        r.locks ? breakdown(r.locks.lockByEvent) : "n/a",
+        b ? fmt(b.decisionsPerSecond) : "-",
+        b ? fmt(b.p99) : "-",
+        b ? pct(b.lockShare) : "-",
+        b ? `${b.ratio}x` : "-",
+        r.engine !== "postgres" ? "(PostgreSQL only)" : !b ? "no before figure" : b.met ? `met (>= ${TARGET_RATIO}x)` : `NOT met (>= ${TARGET_RATIO}x)`,
+      ]);
+    }
+    const first = results.decisions[0] as DecisionsResult;
+    const beforeFrom = results.decisions.find((r) => r.before)?.before;
+    out.push(
+      `5. Decisions per second: ${first.reviewers} reviewers in a closed loop on distinct pending requests (1 approval each), gateway pool ${first.poolSize}; ` +
+        `decisions/s = median over ${first.rounds} rounds of ${first.perRound}, latency percentiles over all timed decisions\n` +
+        `   lock share = connections with wait_event_type 'Lock' / all client backends of the bench database except the sampler (pool + LISTEN), sampled every ~50 ms; PGlite: n/a (one connection)\n` +
+        `   before = ${beforeFrom ? `commit ${beforeFrom.commit}, measured ${beforeFrom.measuredAt}${beforeFrom.quick ? " (QUICK)" : ""}` : "none recorded (scripts/bench/baselines/decisions-before.json)"}\n${pad(rows)}`,
+    );
   }
   const trows = [["benchmark", "engine", "what", "target", "measured", "verdict"]];
   for (const t of targets) trows.push([t.benchmark, t.engine, t.what, t.target, t.value, t.met === null ? "skipped" : t.met ? "MET" : "NOT MET"]);

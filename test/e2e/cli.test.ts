@@ -126,7 +126,7 @@ describe("countersign CLI", () => {
 
       const verified = await inProcess(env, "audit", "verify", "--json");
       expect(verified.code).toBe(0);
-      expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, count: 2 });
+      expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, events: 2 });
 
       const exported = await cli(env, "audit", "export");
       expect(exported.code).toBe(0);
@@ -136,12 +136,12 @@ describe("countersign CLI", () => {
 
       const file = join(t.dir, "audit.jsonl");
       writeFileSync(file, exported.stdout);
-      expect((await inProcess(env, "audit", "verify", "--file", file)).stdout).toMatch(/^audit chain ok: 2 events, last seq 2/);
+      expect((await inProcess(env, "audit", "verify", "--file", file)).stdout).toMatch(/^audit log ok: 2 events in 0 checkpoints, 2 not sealed yet/);
       const tampered = lines.map((l, i) => (i === 1 ? l.replace('"deploy-bot"', '"mallory"') : l)).join("\n");
       writeFileSync(file, `${tampered}\n`);
       const broken = await inProcess(env, "audit", "verify", "--file", file);
       expect(broken.code).toBe(1);
-      expect(broken.stderr).toMatch(/^countersign: audit chain broken at seq 2: edited/);
+      expect(broken.stderr).toMatch(/^countersign: audit log broken at event seq 2: edited/);
     });
 
     it("fails with a one-line reason and a non-zero status", async () => {
@@ -263,7 +263,7 @@ describe("countersign CLI", () => {
 
       const verified = await inProcess(env, "audit", "verify");
       expect(verified.code).toBe(0);
-      expect(verified.stdout).toMatch(/^audit chain ok: \d+ events/);
+      expect(verified.stdout).toMatch(/^audit log ok: \d+ events/);
       expect(verified.stderr).toBe("");
     });
 

@@ -192,3 +192,32 @@ export async function callbacksSettled(url: string, timeoutMs = 150_000): Promis
     await sleep(500);
   }
 }
+
+/**
+ * Every audit event sealed exactly once: none left unsealed once the checkpointers had a
+ * round, each checkpoint's leaves numbered 0..size-1 with no gap or repeat, sizes adding
+ * up, and every event naming a checkpoint that exists. Waits up to `withinMs` for the
+ * last round. Returns the violations.
+ */
+export async function sealingViolations(url: string, withinMs = 15_000): Promise<string[]> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const rows = await sql<{ problem: string }>(
+      url,
+      `SELECT 'unsealed events: ' || count(*) AS problem FROM audit_events WHERE sealed_in IS NULL HAVING count(*) > 0
+       UNION ALL
+       SELECT 'checkpoint ' || c.seq || ' has ' || count(e.seq) || ' leaves (max index ' || coalesce(max(e.leaf_index), -1) || ') but tree size ' || c.tree_size
+         FROM audit_checkpoints c LEFT JOIN audit_events e ON e.sealed_in = c.seq
+        GROUP BY c.seq, c.tree_size
+       HAVING count(e.seq) <> c.tree_size OR coalesce(max(e.leaf_index), -1) <> c.tree_size - 1 OR count(DISTINCT e.leaf_index) <> c.tree_size
+       UNION ALL
+       SELECT 'events ' || count(*) || ' but sealed leaves ' || coalesce((SELECT max(cumulative_size) FROM audit_checkpoints), 0)
+         FROM audit_events HAVING count(*) <> coalesce((SELECT max(cumulative_size) FROM audit_checkpoints), 0)
+       UNION ALL
+       SELECT 'event ' || e.seq || ' names missing checkpoint ' || e.sealed_in FROM audit_events e
+        WHERE e.sealed_in IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_checkpoints c WHERE c.seq = e.sealed_in)`,
+    );
+    if (rows.length === 0 || Date.now() > deadline) return rows.map((r) => r.problem);
+    await sleep(250);
+  }
+}

@@ -3,7 +3,18 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startCallbackReceiver } from "../fakes/callback-receiver.ts";
 import { freshPostgresUrl } from "../support/db.ts";
 import { type GatewayProcess, startGateway } from "../support/gateway.ts";
-import { call, callbacksSettled, callbackViolations, FAULT_POLICY, lifecycleViolations, REVIEWERS, retryBusy, sleep, sql } from "./support.ts";
+import {
+  call,
+  callbacksSettled,
+  callbackViolations,
+  FAULT_POLICY,
+  lifecycleViolations,
+  REVIEWERS,
+  retryBusy,
+  sealingViolations,
+  sleep,
+  sql,
+} from "./support.ts";
 
 /** Runs `fn` over `items` with at most `n` in flight. */
 async function limited<T>(items: readonly T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
@@ -168,5 +179,11 @@ describe.skipIf(!inject("pgUrl"))("two replicas on one PostgreSQL", () => {
     expect(workers.length).toBe(2);
     expect(await callbackViolations(db.url, rx.received)).toEqual([]);
     expect(await lifecycleViolations(db.url)).toEqual([]);
+  });
+
+  it("with both replicas sealing, exactly one checkpoint covers each event", { timeout: 60_000 }, async () => {
+    expect(await sealingViolations(db.url)).toEqual([]);
+    const checkpoints = await sql<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM audit_checkpoints`);
+    expect(checkpoints[0]?.n).toBeGreaterThan(1);
   });
 });

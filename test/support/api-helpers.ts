@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { type AuditEventRecord, type LogVerdict, LogVerifier } from "@countersign/core";
 import { expect } from "vitest";
 import { openAdmin } from "../../apps/cli/src/admin-client.ts";
 import { parseEnv } from "../../apps/gateway/src/env.ts";
@@ -85,6 +86,30 @@ export async function snapshot(gw: GatewayProcess, adminKey: string): Promise<{ 
     if (!cursor) break;
   }
   return { auditSeq: after, requests };
+}
+
+/** Every event of the log over the API (admin), in seq order. */
+export async function allAuditEvents(gw: GatewayProcess, adminKey: string): Promise<AuditEventRecord[]> {
+  const all: AuditEventRecord[] = [];
+  for (let after = 0; ; ) {
+    const page = (await (await gw.api(`/v1/audit?after=${after}&limit=1000`, { key: adminKey })).json()) as {
+      data: AuditEventRecord[];
+      nextAfter: number | null;
+    };
+    all.push(...page.data);
+    if (page.nextAfter === null) return all;
+    after = page.nextAfter;
+  }
+}
+
+/**
+ * Checks every stream's hash chain in a set of events read over the API (checkpoints are
+ * verified elsewhere): each event's hash, and each link from its stream's genesis on.
+ */
+export function verifyChains(events: readonly AuditEventRecord[]): LogVerdict {
+  const v = new LogVerifier({ verifySignature: async () => null, maxUnsealedAgeMs: Number.POSITIVE_INFINITY });
+  for (const e of [...events].sort((a, b) => a.seq - b.seq)) if (!v.unsealed({ ...e, sealedIn: null, leafIndex: null })) break;
+  return v.verdict();
 }
 
 /** Runs `fn` and checks that neither the audit log nor any request changed. */

@@ -1,8 +1,8 @@
 import { request } from "node:http";
-import { resolve } from "node:path";
-import { type AuditEventRecord, CountersignError, type ErrorCode } from "@countersign/core";
+import { join, resolve } from "node:path";
+import { CountersignError, type ErrorCode } from "@countersign/core";
 import { acquireDataDirLock, type Database, databaseConfigFrom, openDatabase, readLock } from "@countersign/db";
-import { type AdminOps, adminOps, createCallbackGuard, type ServiceDeps } from "@countersign/services";
+import { type AdminOps, adminOps, createCallbackGuard, type ExportLine, publicReceiptKeys, type ServiceDeps } from "@countersign/services";
 import type { CliEnv } from "./env.ts";
 
 export interface AdminSession {
@@ -59,9 +59,12 @@ function socketOps(socket: string): AdminOps {
     showRequest: (id) => viaSocket(socket, "GET", `/requests/${encodeURIComponent(id)}`),
     exportAudit: async function* (after = 0) {
       const r = await callSocket(socket, "GET", `/audit/export${qs({ after })}`);
-      for (const line of r.text.split("\n")) if (line) yield JSON.parse(line) as AuditEventRecord;
+      for (const line of r.text.split("\n")) if (line) yield JSON.parse(line) as ExportLine;
     },
-    verifyAudit: () => viaSocket(socket, "GET", "/audit/verify"),
+    // The gateway verifies with its own key ring unless the caller names other keys.
+    verifyAudit: ({ onProgress: _progress, ...input } = {}) => viaSocket(socket, "POST", "/audit/verify", input),
+    latestCheckpoint: async () =>
+      (await viaSocket<{ checkpoint: Awaited<ReturnType<AdminOps["latestCheckpoint"]>> }>(socket, "GET", "/audit/checkpoints/latest")).checkpoint,
   } as AdminOps;
 }
 
@@ -84,6 +87,14 @@ async function waitForSocket(socket: string, pid: number, timeoutMs = 60_000): P
   }
 }
 
+/** Where the gateway keeps its receipt (and checkpoint) signing keys. */
+export function receiptKeySources(env: CliEnv) {
+  return {
+    keyFile: join(resolve(env.COUNTERSIGN_DATA_DIR), "receipt-keys.json"),
+    ...(env.COUNTERSIGN_RECEIPT_KEY ? { envKey: env.COUNTERSIGN_RECEIPT_KEY } : {}),
+  };
+}
+
 /** Deps for operator commands: no chat surfaces, and receipts are never signed from the CLI. */
 function cliDeps(db: Database, env: CliEnv): ServiceDeps {
   return {
@@ -100,7 +111,9 @@ function cliDeps(db: Database, env: CliEnv): ServiceDeps {
     policy: () => ({ version: 1, groups: {}, channels: {}, rules: [], default: "deny" }),
     receipts: {
       sign: () => Promise.reject(new CountersignError("internal_error", "the CLI does not sign receipts")),
-      jwks: () => ({ keys: [] }),
+      signCheckpoint: () => Promise.reject(new CountersignError("internal_error", "the CLI does not sign checkpoints; the gateway does")),
+      // What verify trusts for checkpoint signatures: the gateway's ring, read, never created.
+      jwks: () => ({ keys: publicReceiptKeys(receiptKeySources(env)) }),
     },
     callbackGuard: createCallbackGuard(env.COUNTERSIGN_CALLBACK_ALLOW),
     surfaces: { slack: false, teams: false },

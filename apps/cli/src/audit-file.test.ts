@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type AuditEventBody, type AuditEventRecord, auditHash, GENESIS_HASH } from "@countersign/core";
+import { type AuditEventRecord, GENESIS_HASH, type LogVerifierOptions } from "@countersign/core";
+import { TestLog } from "@countersign/core/testing";
 import { afterAll, describe, expect, it } from "vitest";
-import { verifyExportFile } from "./audit-file.ts";
+import { verifyExportFile as verifyWith } from "./audit-file.ts";
 import { CliError } from "./errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "countersign-audit-file-"));
@@ -16,23 +17,26 @@ function writeExport(lines: string[], eol = "\n"): string {
   return file;
 }
 
-function record(seq: number, prevHash: string, data: unknown = { n: seq }): AuditEventRecord {
-  const body: AuditEventBody = {
-    seq,
-    at: `2025-01-0${seq}T00:00:00.000Z`,
-    type: seq === 1 ? "request.created" : "request.approved",
+/** A request approved in Slack: two events sealed in one checkpoint, then one unsealed. */
+function sampleLog(): TestLog {
+  const log = new TestLog();
+  log.append({ requestId: "req_1", type: "request.created", actor: { type: "agent", principal: "ops@example.com", surface: "api", surfaceUserId: "key_1" } });
+  log.append({
     requestId: "req_1",
-    actor: { type: "agent", principal: "ops@example.com", surface: seq === 1 ? null : "slack", surfaceUserId: seq === 1 ? null : "U123" },
-    data,
-    prevHash,
-  };
-  return { ...body, hash: auditHash(body) };
+    type: "request.approved",
+    actor: { type: "reviewer", principal: "carol@example.com", surface: "slack", surfaceUserId: "U123" },
+  });
+  log.seal();
+  log.append({ requestId: "req_1", type: "receipt.redeemed" });
+  return log;
 }
 
-const first = record(1, GENESIS_HASH);
-const second = record(2, first.hash);
-const chain = [first, second].map((e) => JSON.stringify(e));
+const log = sampleLog();
+const lines = log.exportLines();
+const first = log.events[0] as AuditEventRecord;
 const line1 = JSON.stringify(first);
+const opts = (o: Partial<LogVerifierOptions> = {}): LogVerifierOptions => ({ verifySignature: log.signer.verify, maxUnsealedAgeMs: 60_000, ...o });
+const verifyExportFile = (file: string, progress: (n: number) => void, o: Partial<LogVerifierOptions> = {}) => verifyWith(file, opts(o), progress);
 
 async function failure(file: string): Promise<string> {
   const e = await verifyExportFile(file, () => {}).then(
@@ -44,46 +48,54 @@ async function failure(file: string): Promise<string> {
 }
 
 describe("verifyExportFile: good files", () => {
-  it("verifies a 2-event chain and reports progress per event", async () => {
+  it("verifies events and checkpoints, and reports progress per event", async () => {
     const seen: number[] = [];
-    await expect(verifyExportFile(writeExport(chain), (n) => seen.push(n))).resolves.toEqual({ ok: true, count: 2, lastSeq: 2 });
-    expect(seen).toEqual([1, 2]);
+    await expect(verifyExportFile(writeExport(lines), (n) => seen.push(n))).resolves.toMatchObject({ ok: true, events: 3, checkpoints: 1, unsealed: 1 });
+    expect(seen).toEqual([1, 2, 3]);
   });
 
   it("skips blank lines and accepts CRLF line ends and a leading BOM", async () => {
-    await expect(verifyExportFile(writeExport(["", chain[0]!, "   ", "\t", chain[1]!, ""], "\r\n"), () => {})).resolves.toEqual({
-      ok: true,
-      count: 2,
-      lastSeq: 2,
-    });
-    await expect(verifyExportFile(writeExport([`\uFEFF${chain[0]}`, chain[1]!]), () => {})).resolves.toEqual({ ok: true, count: 2, lastSeq: 2 });
+    const [a, b, c, d] = lines as [string, string, string, string];
+    await expect(verifyExportFile(writeExport(["", a, "   ", "\t", b, c, "", d], "\r\n"), () => {})).resolves.toMatchObject({ ok: true, events: 3 });
+    await expect(verifyExportFile(writeExport([`\uFEFF${a}`, b, c, d]), () => {})).resolves.toMatchObject({ ok: true, events: 3 });
   });
 
-  it("verifies an empty file as an empty chain", async () => {
+  it("verifies an empty file as an empty log", async () => {
     const file = join(dir, "empty.jsonl");
     writeFileSync(file, "");
-    await expect(verifyExportFile(file, () => {})).resolves.toEqual({ ok: true, count: 0, lastSeq: null });
+    await expect(verifyExportFile(file, () => {})).resolves.toEqual({ ok: true, events: 0, checkpoints: 0, unsealed: 0, lastCheckpoint: null });
   });
 });
 
-describe("verifyExportFile: chain problems are verdicts, not errors", () => {
+describe("verifyExportFile: log problems are verdicts, not errors", () => {
   it("names an edited event and stops there, without reading further lines", async () => {
-    const edited = JSON.stringify({ ...second, data: { n: 99 } });
-    const seen: number[] = [];
-    const v = await verifyExportFile(writeExport([chain[0]!, edited, "not json at all", "null"]), (n) => seen.push(n));
-    expect(v).toEqual({ ok: false, count: 2, lastSeq: 1, firstBad: { seq: 2, problem: "edited", detail: "its content does not match its hash" } });
-    expect(seen).toEqual([1, 2]);
-  });
-
-  it("counts an extra field as an edit (the line is hashed as written)", async () => {
-    const v = await verifyExportFile(writeExport([chain[0]!, JSON.stringify({ ...second, approvedBy: "ceo@example.com" })]), () => {});
-    expect(v).toMatchObject({ ok: false, firstBad: { seq: 2, problem: "edited" } });
+    const edited = JSON.stringify({ ...first, data: { n: 99 } });
+    const v = await verifyExportFile(writeExport([edited, lines[1]!, lines[2]!, "not json at all"]), () => {});
+    expect(v).toMatchObject({ ok: false, firstBad: { event: first.seq, problem: "edited", detail: "its content does not match its hash" } });
   });
 
   it("names a deleted event", async () => {
-    const third = record(3, second.hash);
-    const v = await verifyExportFile(writeExport([chain[0]!, JSON.stringify(third)]), () => {});
-    expect(v).toMatchObject({ ok: false, count: 2, lastSeq: 1, firstBad: { seq: 3, problem: "deleted_or_reordered" } });
+    const v = await verifyExportFile(writeExport([lines[1]!, lines[2]!, lines[3]!]), () => {});
+    expect(v).toMatchObject({ ok: false, firstBad: { problem: "deleted" } });
+  });
+
+  it("names an event moved in front of a checkpoint that does not seal it", async () => {
+    const v = await verifyExportFile(writeExport([lines[0]!, lines[1]!, lines[3]!, lines[2]!]), () => {});
+    expect(v).toMatchObject({ ok: false, firstBad: { problem: "reordered", event: log.events[2]?.seq } });
+  });
+
+  it("names a checkpoint signed by a key it was not told to trust", async () => {
+    const other = new TestLog();
+    const v = await verifyExportFile(writeExport(lines), () => {}, { verifySignature: other.signer.verify });
+    expect(v).toMatchObject({ ok: false, firstBad: { problem: "bad_signature", checkpoint: 1 } });
+  });
+
+  it("names a truncated export against an anchor", async () => {
+    const anchors = [{ seq: 1, hash: log.checkpoints[0]!.hash }];
+    // Cut cleanly at the start: nothing left claims the checkpoint, so only the anchor shows the loss.
+    const v = await verifyExportFile(writeExport([]), () => {}, { anchors });
+    expect(v).toMatchObject({ ok: false, firstBad: { problem: "deleted", checkpoint: 1 } });
+    await expect(verifyExportFile(writeExport(lines), () => {}, { anchors })).resolves.toMatchObject({ ok: true });
   });
 });
 
@@ -96,11 +108,11 @@ describe("verifyExportFile: a line that is not an audit event names the line and
 
   it.each([
     ["{}", 'missing "seq"'],
-    ["null", "expected an audit event object, got null"],
-    ["[]", "expected an audit event object, got an array"],
-    ['"x"', "expected an audit event object, got a string"],
-    ["42", "expected an audit event object, got a number"],
-    ["true", "expected an audit event object, got a boolean"],
+    ["null", "expected an audit event or checkpoint object, got null"],
+    ["[]", "expected an audit event or checkpoint object, got an array"],
+    ['"x"', "expected an audit event or checkpoint object, got a string"],
+    ["42", "expected an audit event or checkpoint object, got a number"],
+    ["true", "expected an audit event or checkpoint object, got a boolean"],
     ['{"seq":1,', "not valid JSON"],
     ["{'seq':1}", "not valid JSON"],
     [withField({ hash: first.hash.slice(0, 63) }), '"hash" must be 64 lowercase hex characters'],
@@ -121,6 +133,12 @@ describe("verifyExportFile: a line that is not an audit event names the line and
     [withField({ actor: { type: "agent", principal: null, surface: null } }), 'missing "actor.surfaceUserId"'],
     [withField({ actor: { type: "agent", principal: 1, surface: null, surfaceUserId: null } }), '"actor.principal" must be a string or null'],
     [withField({ actor: { principal: null, surface: null, surfaceUserId: null } }), 'missing "actor.type"'],
+    [withField({ approvedBy: "ceo@example.com" }), 'unknown field "approvedBy"'],
+    [withField({ v: 3 }), '"v" must be 1 or 2'],
+    [withField({ index: -1 }), '"index" must be a non-negative integer'],
+    [withField({ sealedIn: "1" }), '"sealedIn" must be a positive integer or null'],
+    [JSON.stringify({ ...log.checkpoints[0], object: "checkpoint", rootHash: "x" }), '"rootHash" must be 64 lowercase hex characters'],
+    [JSON.stringify({ ...log.checkpoints[0], object: "checkpoint", extra: 1 }), 'unknown field "extra"'],
   ])("%s → %s", async (line, problem) => {
     // Line 1 is a good event and line 2 is blank: the bad line is line 3.
     const file = writeExport([line1, "", line]);
@@ -134,7 +152,7 @@ describe("verifyExportFile: a line that is not an audit event names the line and
 
   it("counts blank lines, including CRLF ones, in the line number", async () => {
     const file = writeExport(["", "", line1, "  ", "null"], "\r\n");
-    expect(await failure(file)).toBe(`${file}:5: expected an audit event object, got null`);
+    expect(await failure(file)).toBe(`${file}:5: expected an audit event or checkpoint object, got null`);
   });
 });
 

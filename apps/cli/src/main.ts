@@ -1,9 +1,7 @@
 #!/usr/bin/env -S npx tsx
-import { createWriteStream } from "node:fs";
 import { resolve } from "node:path";
 import {
   BUILTIN_POLICY,
-  type ChainVerifier,
   evaluatePolicy,
   loadPolicyFile,
   PolicyError,
@@ -13,12 +11,14 @@ import {
   RISKS,
   SCOPES,
 } from "@countersign/core";
+import { publicReceiptKeys } from "@countersign/services";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { openAdmin } from "./admin-client.ts";
-import { verifyExportFile } from "./audit-file.ts";
+import type { JSONWebKeySet } from "jose";
+import { openAdmin, receiptKeySources } from "./admin-client.ts";
+import { registerAuditCommands } from "./audit-commands.ts";
 import { type CliEnv, parseCliEnv } from "./env.ts";
 import { CliError, ExitStatus, reason } from "./errors.ts";
-import { formatTable, progress } from "./output.ts";
+import { formatTable } from "./output.ts";
 import { registerReceiptCommands } from "./receipt-commands.ts";
 import { registerTeamsCommands } from "./teams-package.ts";
 
@@ -258,57 +258,7 @@ export function buildProgram(): Command {
       print(lines.join("\n"));
     });
 
-  const audit = program.command("audit").description("export and verify the tamper-evident audit log");
-  audit
-    .command("export")
-    .description("write the audit log as JSON Lines (stdout, or --out)")
-    .option("--since <seq>", "only events after this sequence number", "0")
-    .option("--out <file>", "write to a file instead of stdout")
-    .action(async (o: { since: string; out?: string }) => {
-      const since = Number(o.since);
-      if (!Number.isInteger(since) || since < 0) throw new CliError(`--since must be a sequence number, got "${o.since}"`);
-      let out: NodeJS.WritableStream = process.stdout;
-      if (o.out) {
-        const file = createWriteStream(o.out);
-        await new Promise<void>((ok, fail) => {
-          file.once("open", () => ok());
-          file.once("error", (e) => fail(new CliError(`cannot write ${o.out}: ${e.message}`)));
-        });
-        out = file;
-      }
-      // No progress line on a terminal that is also receiving the events themselves.
-      const bar = progress("exported", { enabled: Boolean(o.out) || !process.stdout.isTTY });
-      await withAdmin(async (ops) => {
-        let n = 0;
-        for await (const e of ops.exportAudit(since)) {
-          if (!out.write(`${JSON.stringify(e)}\n`)) await new Promise<void>((r) => out.once("drain", () => r()));
-          bar.tick(++n);
-        }
-        bar.done(n);
-      });
-      if (o.out) await new Promise<void>((r) => out.end(() => r()));
-    });
-  audit
-    .command("verify")
-    .description("recompute the hash chain (database, or --file export.jsonl) and name the first bad event")
-    .option("--file <file>", "verify an export instead of the database")
-    .option("--json", "print JSON")
-    .action(async (o: { file?: string; json?: boolean }) => {
-      const bar = progress("verified");
-      let verdict: Awaited<ReturnType<ChainVerifier["verdict"]>>;
-      if (o.file) {
-        verdict = await verifyExportFile(o.file, (n) => bar.tick(n));
-      } else {
-        verdict = await withAdmin((ops) => ops.verifyAudit((n) => bar.tick(n)));
-      }
-      bar.done(verdict.count);
-      if (o.json) print(verdict);
-      else if (verdict.ok) print(`audit chain ok: ${verdict.count} events, last seq ${verdict.lastSeq ?? "-"}`);
-      if (!verdict.ok) {
-        const b = verdict.firstBad!;
-        throw new CliError(`audit chain broken at seq ${b.seq}: ${b.problem} (${b.detail})`);
-      }
-    });
+  registerAuditCommands(program, withAdmin, () => ({ keys: publicReceiptKeys(receiptKeySources(env())) }) as JSONWebKeySet);
 
   registerTeamsCommands(program, env);
   registerReceiptCommands(program, env);

@@ -17,7 +17,8 @@ export async function startAdminSocket(path: string, ops: AdminOps, log: Logger)
     req.id = `admin-${Date.now()}`;
     next();
   });
-  app.use(express.json({ limit: "64kb" }));
+  // Local callers only; verify may send a long anchor file.
+  app.use(express.json({ limit: "16mb" }));
   const q = (v: unknown) => (typeof v === "string" ? v : undefined);
   app.post("/keys", async (req, res) => {
     res.status(201).json(await ops.createKey(req.body));
@@ -55,8 +56,12 @@ export async function startAdminSocket(path: string, ops: AdminOps, log: Logger)
     }
     res.end();
   });
-  app.get("/audit/verify", async (_req, res) => {
-    res.json(await ops.verifyAudit());
+  app.post("/audit/verify", async (req, res) => {
+    const b = (req.body ?? {}) as { maxUnsealedAgeMs?: number; anchors?: { seq: number; hash: string }[]; jwks?: { keys: [] } };
+    res.json(await ops.verifyAudit({ maxUnsealedAgeMs: b.maxUnsealedAgeMs, anchors: b.anchors, jwks: b.jwks }));
+  });
+  app.get("/audit/checkpoints/latest", async (_req, res) => {
+    res.json({ checkpoint: await ops.latestCheckpoint() });
   });
   app.use((_req, _res) => {
     throw new CountersignError("not_found", "unknown admin route");

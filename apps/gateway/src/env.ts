@@ -35,6 +35,9 @@ export const GatewayEnv = z.object({
   COUNTERSIGN_TRUST_PROXY: TrustProxySpec.optional(),
   COUNTERSIGN_RELAY_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(200),
   COUNTERSIGN_SWEEP_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  // A checkpoint seals new audit events every this many ms, or sooner once this many wait.
+  COUNTERSIGN_CHECKPOINT_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  COUNTERSIGN_CHECKPOINT_MAX_EVENTS: z.coerce.number().int().min(1).max(100_000).default(1000),
   // Test-only: multiplies outbox retry backoff (never Retry-After) so retry schedules run in seconds.
   COUNTERSIGN_RETRY_SCALE: z.coerce.number().positive().max(1).default(1),
   COUNTERSIGN_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),

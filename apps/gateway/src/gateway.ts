@@ -3,7 +3,16 @@ import { createServer, type RequestListener, type Server } from "node:http";
 import { join, resolve } from "node:path";
 import { BUILTIN_POLICY, type Logger, loadPolicyFile, type PolicyFile } from "@countersign/core";
 import { acquireDataDirLock, type Database, databaseConfigFrom, openDatabase, socketPath } from "@countersign/db";
-import { adminOps, createCallbackGuard, createReceiptSigner, expireDue, isDatabaseUnavailable, type ServiceDeps, systemCtx } from "@countersign/services";
+import {
+  adminOps,
+  createCallbackGuard,
+  createReceiptSigner,
+  expireDue,
+  isDatabaseUnavailable,
+  type ServiceDeps,
+  startCheckpointer,
+  systemCtx,
+} from "@countersign/services";
 import { startAdminSocket } from "./admin-socket.ts";
 import type { GatewayEnv } from "./env.ts";
 import { createApp } from "./http/app.ts";
@@ -184,6 +193,19 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
     }, env.COUNTERSIGN_SWEEP_MS);
     sweep.unref();
     cleanups.unshift(() => clearInterval(sweep));
+
+    const checkpointer = startCheckpointer(systemCtx(deps, "checkpointer"), {
+      intervalMs: env.COUNTERSIGN_CHECKPOINT_MS,
+      maxEvents: env.COUNTERSIGN_CHECKPOINT_MAX_EVENTS,
+      onError: (e) => {
+        if (!isDatabaseUnavailable(e)) log.error("audit checkpoint failed", { err: e as Error });
+      },
+    });
+    // A clean shutdown seals what it wrote, so a stopped gateway leaves nothing unsealed.
+    cleanups.unshift(async () => {
+      await checkpointer.stop();
+      await checkpointer.flush().catch(() => {});
+    });
 
     if (db.kind === "pglite") {
       const sock = socketPath(dataDir);

@@ -15,6 +15,7 @@ import type {
   Approval,
   ApprovalRequest,
   ApprovalRequestInput,
+  Evidence,
   JsonWebKeySet,
   ReceiptClaims,
   ReceiptRedemption,
@@ -320,6 +321,14 @@ export class Countersign {
     const path = `/v1/requests/${encodeURIComponent(id)}${options.waitSeconds ? `?wait=${options.waitSeconds}` : ""}`;
     if (!options.waitSeconds) return this.call<ApprovalRequest>("GET", path, { signal: options.signal });
     return this.once<ApprovalRequest>("GET", path, { signal: options.signal, timeoutMs: options.waitSeconds * 1000 + this.timeoutMs });
+  }
+
+  /**
+   * A request's audit evidence (`GET /v1/requests/:id/evidence`): its events with inclusion
+   * proofs into the signed checkpoints that seal them. Check it with `verifyEvidence`.
+   */
+  async evidence(id: string, options: CallOptions = {}): Promise<Evidence> {
+    return this.call<Evidence>("GET", `/v1/requests/${encodeURIComponent(id)}/evidence`, { signal: options.signal });
   }
 
   /** Lists requests (keys with the `decisions` or `admin` scope), newest first. */

@@ -187,6 +187,32 @@ export class ReceiptVerificationError extends CountersignError {
   }
 }
 
+export type EvidenceProblem =
+  /** The document is not an evidence document of the expected shape. */
+  | "malformed"
+  /** It, or one of its events, is about another request. */
+  | "wrong_request"
+  /** An event's content does not match its hash. */
+  | "event_edited"
+  /** The request's chain has a missing, extra, reordered or relinked event. */
+  | "chain_broken"
+  /** A checkpoint's hash, signature, type, key id or signed content does not verify. */
+  | "bad_signature"
+  /** An inclusion proof does not lead to its checkpoint's signed root. */
+  | "bad_proof"
+  /** An event has no proof yet (and `allowUnsealed` was not given). */
+  | "unsealed";
+
+/** Audit evidence failed verification: it does not prove the request's history. */
+export class EvidenceVerificationError extends CountersignError {
+  override name = "EvidenceVerificationError";
+  readonly problem: EvidenceProblem;
+  constructor(problem: EvidenceProblem, message: string, options?: { cause?: unknown }) {
+    super(`evidence rejected (${problem}): ${message}`, options);
+    this.problem = problem;
+  }
+}
+
 /** A callback's signature, timestamp or body did not verify: ignore it. */
 export class WebhookVerificationError extends CountersignError {
   override name = "WebhookVerificationError";

@@ -129,3 +129,97 @@ export interface WebhookEvent {
 export interface JsonWebKeySet {
   keys: Record<string, unknown>[];
 }
+
+/** Who caused an audit event. */
+export interface AuditActor {
+  type: string;
+  principal: string | null;
+  surface: string | null;
+  surfaceUserId: string | null;
+}
+
+/**
+ * One event of the gateway's audit log. A v2 event sits at `index` in its request's own
+ * hash chain (`stream` is the request id); a v1 (legacy) event is from the global chain
+ * that predates per-request chains (stream `legacy`, index `seq - 1`). `sealedIn` and
+ * `leafIndex` name the checkpoint that sealed it and its leaf there; null until sealed.
+ */
+export interface AuditEventRecord {
+  seq: number;
+  v: 1 | 2;
+  stream: string;
+  index: number;
+  at: string;
+  type: string;
+  requestId: string | null;
+  actor: AuditActor;
+  data: unknown;
+  prevHash: string;
+  hash: string;
+  sealedIn: number | null;
+  leafIndex: number | null;
+}
+
+/** A signed checkpoint: the RFC 9162 Merkle root over a batch of audit events. */
+export interface CheckpointRecord {
+  v: 1;
+  seq: number;
+  /** `hash` of the previous checkpoint, or 64 zeros for the first. */
+  prevHash: string;
+  /** How many events it seals. */
+  treeSize: number;
+  /** Events sealed by it and every earlier checkpoint. */
+  cumulativeSize: number;
+  /** Lowercase hex Merkle Tree Hash over the sealed events' hashes, in leaf order. */
+  rootHash: string;
+  firstAt: string;
+  lastAt: string;
+  sealedAt: string;
+  /** True for the one checkpoint that sealed the pre-migration global chain. */
+  legacy: boolean;
+  /** Lowercase hex SHA-256 of the canonical JSON of the ten fields above. */
+  hash: string;
+  kid: string;
+  /** Compact JWS (EdDSA, typ `countersign-checkpoint+jws`) whose payload is that canonical JSON. */
+  jws: string;
+}
+
+/** An RFC 9162 inclusion proof of one event in one checkpoint's tree. */
+export interface InclusionProof {
+  checkpoint: number;
+  leafIndex: number;
+  treeSize: number;
+  /** Lowercase hex sibling hashes, bottom up. */
+  path: string[];
+}
+
+export interface EvidenceEntry {
+  event: AuditEventRecord;
+  /** Null while no checkpoint has sealed the event yet. */
+  proof: InclusionProof | null;
+}
+
+/** `GET /v1/requests/:id/evidence`: one request's audit events, with proofs that the signed log holds them. */
+export interface Evidence {
+  object: "evidence";
+  requestId: string;
+  /** In chain order: legacy (v1) events by seq, then the request's own stream by index. */
+  entries: EvidenceEntry[];
+  /** Every checkpoint that seals at least one entry, by ascending seq. */
+  checkpoints: CheckpointRecord[];
+}
+
+/** What `verifyEvidence` resolves with, once every check passed. */
+export interface EvidenceSummary {
+  requestId: string;
+  /** The request's state as its events tell it; null if they hold no `request.created`. */
+  status: RequestStatus | null;
+  /** Who approved, from the `decision.recorded` events that approve, in order. */
+  approvers: { principal: string; surface: string | null }[];
+  /** Events verified. */
+  events: number;
+  /** Of those, how many are proven to be in a signed checkpoint. */
+  sealed: number;
+  /** The seqs of the checkpoints that seal them, ascending. */
+  checkpoints: number[];
+}

@@ -2,9 +2,11 @@
 // the stores and infrastructure below them are exported for the gateway's relay and tests.
 export * from "./admin/ops.ts";
 export * from "./audit/append.ts";
+export * from "./audit/evidence.ts";
 export * from "./audit/list.ts";
 export * from "./audit/record-refusal.ts";
 export * from "./audit/records.ts";
+export * from "./audit/seal.ts";
 export * from "./audit/verify.ts";
 export * from "./authz.ts";
 export * from "./callbacks/allow-list.ts";

@@ -90,6 +90,8 @@ export async function setupServices(
     policy?: PolicyFile | string;
     callbackAllow?: string;
     resolve?: (host: string) => Promise<string[]>;
+    /** Where the receipt (and checkpoint) key ring lives; a temporary file by default. */
+    receiptKeyFile?: string;
     /** An already open, migrated database to use instead of a fresh one. */
     database?: { db: Database; cleanup: () => Promise<void> };
   } = {},
@@ -103,7 +105,7 @@ export async function setupServices(
     db,
     logger: quietLogger(logged),
     policy: () => policy,
-    receipts: await createReceiptSigner({ issuer: PUBLIC_URL, ttlSeconds: 900, keyFile: join(keys.dir, "receipt-keys.json") }),
+    receipts: await createReceiptSigner({ issuer: PUBLIC_URL, ttlSeconds: 900, keyFile: opts.receiptKeyFile ?? join(keys.dir, "receipt-keys.json") }),
     callbackGuard: createCallbackGuard(allowList(opts.callbackAllow), ...(opts.resolve ? [opts.resolve] : [])),
     surfaces: { slack: false, teams: false },
     publicUrl: PUBLIC_URL,

@@ -281,7 +281,7 @@ describe.each(engines())("services on %s", (engine) => {
     it("the audit chain over everything above verifies", async () => {
       const v = await verifyAudit({ ctx: h.ctx(h.system), input: {} });
       expect(v.ok).toBe(true);
-      expect(v.count).toBe((await rowCounts(h.db)).audit_events);
+      expect(v.events).toBe((await rowCounts(h.db)).audit_events);
     });
   });
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { type AuditEventBody, auditHash, canonicalSha256, GENESIS_HASH } from "@countersign/core";
+import { type AuditEventBody, auditHash, canonicalSha256, streamGenesis } from "@countersign/core";
 import pg from "pg";
 import { type Engine, freshPglite, freshPostgres, type PGliteLike } from "./db.ts";
 
@@ -10,7 +10,7 @@ import { type Engine, freshPglite, freshPostgres, type PGliteLike } from "./db.t
  * or ORM in the way.
  *
  * allow:            request row (final state), audit events request.created and
- *                   request.approved (chained under the same advisory lock), NOTIFY.
+ *                   request.approved (in the request's own chain, no shared lock), NOTIFY.
  * require_approval: request row (pending), audit event request.created, outbox row
  *                   (the Slack card job).
  */
@@ -24,7 +24,6 @@ export interface BaselineDb {
   close(): Promise<void>;
 }
 
-const AUDIT_CHAIN_LOCK = 7265_1001;
 const KEY_ID = "key_bench_baseline";
 const RECEIPT_PLACEHOLDER = "x".repeat(620); // about the size of a real EdDSA receipt JWS
 
@@ -70,9 +69,11 @@ export async function openBaseline(engine: Engine, pgUrl: string | undefined, po
   return db;
 }
 
-function auditRow(prev: { seq: number; hash: string }, type: string, requestId: string, at: Date, data: Record<string, unknown>) {
+function auditRow(prev: { index: number; hash: string }, type: string, requestId: string, at: Date, data: Record<string, unknown>) {
   const body: AuditEventBody = {
-    seq: prev.seq + 1,
+    v: 2,
+    stream: requestId,
+    index: prev.index + 1,
     at: at.toISOString(),
     type,
     requestId,
@@ -117,19 +118,22 @@ export async function baselineIntake(db: BaselineDb, kind: IntakeCase): Promise<
         now,
       ],
     );
-    await q(`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`);
-    const head = (await q<{ seq: number; hash: string }>(`SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`))[0] ?? { seq: 0, hash: GENESIS_HASH };
-    const created = auditRow(head, "request.created", id, now, { action: "bench", effect: kind, expiresAt: expiresAt.toISOString() });
+    // A new request's chain starts at its genesis: no head to read and no lock to take.
+    const created = auditRow({ index: -1, hash: streamGenesis(id) }, "request.created", id, now, {
+      action: "bench",
+      effect: kind,
+      expiresAt: expiresAt.toISOString(),
+    });
     const rows = [created];
-    if (approved) rows.push(auditRow({ seq: created.body.seq, hash: created.hash }, "request.approved", id, now, { resolution: "policy" }));
+    if (approved) rows.push(auditRow({ index: created.body.index, hash: created.hash }, "request.approved", id, now, { resolution: "policy" }));
     const values: unknown[] = [];
     const tuples = rows.map((r, i) => {
-      values.push(r.body.seq, now, r.body.type, id, "agent", "owner@bench.example", "api", KEY_ID, JSON.stringify(r.body.data), r.body.prevHash, r.hash);
-      const b = i * 11;
-      return `(${Array.from({ length: 11 }, (_, k) => `$${b + k + 1}`).join(", ")})`;
+      values.push(id, r.body.index, now, r.body.type, id, "agent", "owner@bench.example", "api", KEY_ID, JSON.stringify(r.body.data), r.body.prevHash, r.hash);
+      const b = i * 12;
+      return `(${Array.from({ length: 12 }, (_, k) => `$${b + k + 1}`).join(", ")})`;
     });
     await q(
-      `INSERT INTO audit_events (seq, at, type, request_id, actor_type, actor_principal, actor_surface, actor_surface_user_id, data, prev_hash, hash)
+      `INSERT INTO audit_events (stream, idx, at, type, request_id, actor_type, actor_principal, actor_surface, actor_surface_user_id, data, prev_hash, hash)
        VALUES ${tuples.join(", ")}`,
       values,
     );

@@ -126,25 +126,73 @@ export const RequestListSchema = z
   .object({ object: z.literal("list"), data: z.array(ApprovalRequestSchema), nextCursor: RequestId.nullable().describe("Pass as `cursor` for the next page.") })
   .meta({ id: "RequestList" });
 
+const Hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+
 export const AuditEventSchema = z
   .object({
-    seq: z.number().int().min(1),
+    seq: z.number().int().min(1).describe("Storage order: unique, increasing, with gaps. The hash chain is per stream."),
+    v: z.union([z.literal(1), z.literal(2)]).describe("2: per-stream chain. 1: an event of the pre-migration global chain (stream `legacy`)."),
+    stream: z.string().describe("The request id, `system` for events of no request, or `legacy`."),
+    index: z.number().int().min(0).describe("Position in its stream: 0, 1, 2, ..."),
     at: Timestamp,
     type: z.string().describe("For example request.created, decision.recorded, decision.refused, request.approved, receipt.redeemed or key.created."),
     requestId: RequestId.nullable(),
     actor: z.object({ type: z.string(), principal: z.string().nullable(), surface: z.string().nullable(), surfaceUserId: z.string().nullable() }),
     data: z.unknown(),
-    prevHash: z.string().regex(/^[0-9a-f]{64}$/),
-    hash: z
-      .string()
-      .regex(/^[0-9a-f]{64}$/)
-      .describe("sha256(prevHash ‖ canonical JSON of the event without hash)"),
+    prevHash: Hex64.describe("The hash of the previous event of the stream, or the stream's genesis value."),
+    hash: Hex64.describe("sha256(prevHash ‖ canonical JSON of the hashed fields); see docs/evidence.md"),
+    sealedIn: z.number().int().min(1).nullable().describe("The checkpoint that sealed it; null until one does (about a second)."),
+    leafIndex: z.number().int().min(0).nullable().describe("Its leaf in that checkpoint's Merkle tree."),
   })
-  .meta({ id: "AuditEvent", description: "One link of the tamper-evident audit chain." });
+  .meta({ id: "AuditEvent", description: "One event of the tamper-evident audit log." });
 
 export const AuditListSchema = z
   .object({ object: z.literal("list"), data: z.array(AuditEventSchema), nextAfter: z.number().int().nullable().describe("Pass as `after` for the next page.") })
   .meta({ id: "AuditList" });
+
+export const CheckpointSchema = z
+  .object({
+    v: z.literal(1),
+    seq: z.number().int().min(1),
+    prevHash: Hex64.describe("The previous checkpoint's hash (64 zeros for the first)."),
+    treeSize: z.number().int().min(1),
+    cumulativeSize: z.number().int().min(1),
+    rootHash: Hex64.describe("RFC 9162 Merkle Tree Hash over the sealed events' hashes."),
+    firstAt: Timestamp,
+    lastAt: Timestamp,
+    sealedAt: Timestamp,
+    legacy: z.boolean().describe("True for the checkpoint that sealed the pre-migration chain."),
+    hash: Hex64.describe("sha256 of the canonical JSON of the fields above."),
+    kid: z.string(),
+    jws: z
+      .string()
+      .describe("Compact JWS (EdDSA, typ countersign-checkpoint+jws) whose payload is the canonical JSON of the fields above; verify with the JWKS."),
+  })
+  .meta({ id: "Checkpoint", description: "A signed Merkle checkpoint sealing a batch of audit events." });
+
+export const CheckpointListSchema = z
+  .object({ object: z.literal("list"), data: z.array(CheckpointSchema), nextAfter: z.number().int().nullable().describe("Pass as `after` for the next page.") })
+  .meta({ id: "CheckpointList" });
+
+export const EvidenceSchema = z
+  .object({
+    object: z.literal("evidence"),
+    requestId: RequestId,
+    entries: z.array(
+      z.object({
+        event: AuditEventSchema,
+        proof: z
+          .object({ checkpoint: z.number().int().min(1), leafIndex: z.number().int().min(0), treeSize: z.number().int().min(1), path: z.array(Hex64) })
+          .nullable()
+          .describe("RFC 9162 inclusion proof in the checkpoint that sealed the event; null until one does."),
+      }),
+    ),
+    checkpoints: z.array(CheckpointSchema),
+  })
+  .meta({
+    id: "Evidence",
+    description: "A request's events, the checkpoints sealing them and inclusion proofs: verifiable offline against the JWKS (SDK `verifyEvidence`).",
+  });
 
 export const JwksSchema = z
   .object({
@@ -159,7 +207,7 @@ export const JwksSchema = z
       }),
     ),
   })
-  .meta({ id: "JWKS", description: "Public keys that verify approval receipts (current and recently retired)." });
+  .meta({ id: "JWKS", description: "Public keys that verify approval receipts and audit checkpoints (current and retired)." });
 
 export const ReceiptClaimsSchema = z
   .object({
@@ -400,6 +448,29 @@ export const ROUTES: RouteConfig[] = [
     ...secured("admin"),
     request: { query: AuditQuery },
     responses: { 200: ok("A page of audit events.", AuditListSchema), ...problems("invalid_request", ...AUTH_CODES) },
+  },
+  {
+    method: "get",
+    path: "/v1/audit/checkpoints",
+    operationId: "listCheckpoints",
+    tags: ["Audit"],
+    summary: "Page through the signed checkpoints",
+    description: "Admin keys only. Checkpoints in seq order, each with its JWS; they chain by `prevHash`.",
+    ...secured("admin"),
+    request: { query: AuditQuery },
+    responses: { 200: ok("A page of checkpoints.", CheckpointListSchema), ...problems("invalid_request", ...AUTH_CODES) },
+  },
+  {
+    method: "get",
+    path: "/v1/requests/{id}/evidence",
+    operationId: "getEvidence",
+    tags: ["Audit"],
+    summary: "A request's evidence, provable offline",
+    description:
+      "The request's audit events in chain order, the checkpoints that seal them and an RFC 9162 inclusion proof for each, so one approval can be proven without the rest of the log. Readable by whoever may read the request: the agent key that made it, a reviewer key or an admin key. Events are sealed within about a second; until then their `proof` is null. Verify with the SDK's `verifyEvidence()` and the JWKS.",
+    ...secured("requests", "decisions", "admin"),
+    request: { params: IdPath },
+    responses: { 200: ok("The evidence.", EvidenceSchema), ...problems(...AUTH_CODES, "not_found") },
   },
   {
     method: "post",

@@ -4,8 +4,10 @@ import {
   cancelRequest,
   createRequest,
   decide,
+  getEvidence,
   getRequest,
   listAudit,
+  listCheckpoints,
   listRequests,
   redeemReceipt,
   type ServiceDeps,
@@ -165,6 +167,19 @@ export function apiRouter(deps: ServiceDeps, waiters: Waiters, limits: RateLimit
   r.post("/receipts/:jti/redeem", requireJson, requireKey(deps, "requests"), json, async (req, res) => {
     const jti = req.params.jti as string;
     res.json(await redeemReceipt({ ctx: ctx(req, agentActor(req.apiKey!)), input: { jti } }));
+  });
+
+  r.get("/requests/:id/evidence", requireKey(deps), async (req, res) => {
+    const id = req.params.id as string;
+    assertRequestId(id);
+    res.json(await getEvidence({ ctx: ctx(req, readerActor(req.apiKey!)), input: { requestId: id } }));
+  });
+
+  r.get("/audit/checkpoints", requireKey(deps, "admin"), async (req, res) => {
+    const after = intParam(single(req.query.after, "after"), "after", 0, Number.MAX_SAFE_INTEGER) ?? 0;
+    const limit = intParam(single(req.query.limit, "limit"), "limit", 1, 1000) ?? 100;
+    const data = await listCheckpoints({ ctx: ctx(req, readerActor(req.apiKey!)), input: { after, limit } });
+    res.json({ object: "list", data, nextAfter: data.length === limit ? (data.at(-1)?.seq ?? null) : null });
   });
 
   r.get("/audit", requireKey(deps, "admin"), async (req, res) => {

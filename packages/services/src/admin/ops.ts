@@ -1,6 +1,6 @@
-import type { AuditEventRecord } from "@countersign/core";
-import { iterateAudit } from "../audit/records.ts";
-import { verifyAudit } from "../audit/verify.ts";
+import { latestCheckpoint } from "../audit/list.ts";
+import { type ExportLine, exportLog } from "../audit/records.ts";
+import { type VerifyInput, verifyAudit } from "../audit/verify.ts";
 import { type ServiceDeps, systemCtx } from "../context.ts";
 import { auditKeys } from "../keys/audit.ts";
 import { createKey } from "../keys/create.ts";
@@ -24,8 +24,9 @@ export function adminOps(deps: ServiceDeps, who = "cli") {
     migrate: () => deps.db.migrate(),
     listRequests: (input: ListRequestsInput) => listRequests({ ctx: ctx(), input }),
     showRequest: (requestId: string) => getRequest({ ctx: ctx(), input: { requestId } }),
-    exportAudit: (after = 0): AsyncGenerator<AuditEventRecord> => iterateAudit(deps.db, { after }),
-    verifyAudit: (onProgress?: (n: number) => void) => verifyAudit({ ctx: ctx(), input: { onProgress } }),
+    exportAudit: (afterCheckpoint = 0): AsyncGenerator<ExportLine> => exportLog(deps.db, afterCheckpoint),
+    verifyAudit: (input: VerifyInput = {}) => verifyAudit({ ctx: ctx(), input }),
+    latestCheckpoint: () => latestCheckpoint({ ctx: ctx(), input: undefined }),
   };
 }
 export type AdminOps = ReturnType<typeof adminOps>;

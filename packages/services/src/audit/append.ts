@@ -1,9 +1,9 @@
-import { type Actor, type AuditEventBody, type AuditEventRecord, auditHash, GENESIS_HASH } from "@countersign/core";
+import { type Actor, type AuditEventBody, type AuditEventRecord, auditHash, SYSTEM_STREAM, streamGenesis } from "@countersign/core";
 import type { Tx } from "@countersign/db";
 
-// Every writer serialises on this transaction-scoped lock just long enough to read the
-// chain head and append, so the chain is a single total order even across replicas.
-const AUDIT_CHAIN_LOCK = 7265_1001;
+// Orders appends to the system stream only (keys, policy, refusals naming no request);
+// request events are ordered by their request's row lock instead.
+const SYSTEM_STREAM_LOCK = 7265_1003;
 
 export type AuditActor = AuditEventBody["actor"];
 
@@ -29,25 +29,37 @@ export interface AuditInput {
   data: Record<string, unknown>;
 }
 
-/** Appends one event to the hash chain. Must run inside the transaction of the change it records. */
+/**
+ * Appends one event to its stream's hash chain: the request's own chain, or the system
+ * stream for events that belong to no request. Must run inside the transaction of the
+ * change it records. For a request event the caller holds the request's row lock (or
+ * created the row in this transaction), which orders its appends; a system event takes
+ * the system stream's own lock. No append waits on another request's. The unique
+ * (stream, index) index turns any writer that skipped the lock into an error, not a fork.
+ */
 export async function appendAudit(tx: Tx, e: AuditInput, now: Date): Promise<AuditEventRecord> {
-  await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`);
-  const last = await tx.auditEvent.findFirst({ orderBy: { seq: "desc" }, select: { seq: true, hash: true } });
+  const stream = e.requestId ?? SYSTEM_STREAM;
+  if (stream === SYSTEM_STREAM) await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${SYSTEM_STREAM_LOCK})`);
+  const last = await tx.auditEvent.findFirst({ where: { stream }, orderBy: { index: "desc" }, select: { index: true, hash: true } });
   // JSON round trip so what we hash is exactly what jsonb will hand back (no undefined, no Dates).
   const data = JSON.parse(JSON.stringify(e.data)) as unknown;
   const body: AuditEventBody = {
-    seq: (last?.seq ?? 0) + 1,
+    v: 2,
+    stream,
+    index: last ? last.index + 1 : 0,
     at: now.toISOString(),
     type: e.type,
     requestId: e.requestId,
     actor: auditActor(e.actor),
     data,
-    prevHash: last?.hash ?? GENESIS_HASH,
+    prevHash: last?.hash ?? streamGenesis(stream),
   };
   const hash = auditHash(body);
-  await tx.auditEvent.create({
+  const row = await tx.auditEvent.create({
     data: {
-      seq: body.seq,
+      v: 2,
+      stream,
+      index: body.index,
       at: now,
       type: body.type,
       requestId: body.requestId,
@@ -59,6 +71,7 @@ export async function appendAudit(tx: Tx, e: AuditInput, now: Date): Promise<Aud
       prevHash: body.prevHash,
       hash,
     },
+    select: { seq: true },
   });
-  return { ...body, hash };
+  return { ...body, seq: row.seq, hash, sealedIn: null, leafIndex: null };
 }

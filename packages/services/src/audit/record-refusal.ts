@@ -22,7 +22,8 @@ export async function recordRefusal({ ctx, input }: ServiceCall<RefusalInput>): 
   const now = ctx.deps.clock();
   await withTransaction(ctx, async ({ tx }) => {
     const named = input.requestId && REQUEST_ID.test(input.requestId) ? input.requestId : null;
-    const exists = named ? await tx.approvalRequest.findUnique({ where: { id: named }, select: { id: true } }) : null;
+    // The request's row lock orders this event in its chain, as for every other append to it.
+    const exists = named ? (await tx.$queryRawUnsafe<{ id: string }[]>(`SELECT id FROM approval_requests WHERE id = $1 FOR UPDATE`, named))[0] : undefined;
     await appendAudit(
       tx,
       {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { CountersignError } from "@countersign/core";
-import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
+import { CHECKPOINT_JWS_TYPE, CountersignError } from "@countersign/core";
+import { CompactSign, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 
 export interface ReceiptClaims {
   jti: string;
@@ -17,6 +17,12 @@ export interface ReceiptClaims {
 
 export interface ReceiptSigner {
   sign(claims: ReceiptClaims, now: Date): Promise<string>;
+  /** Signs an audit checkpoint: a compact JWS whose payload is exactly `payload` (its canonical JSON). */
+  signCheckpoint(payload: string): Promise<{ jws: string; kid: string }>;
+  /**
+   * Every public key of the ring, retired ones included: a retired key no longer signs,
+   * but the checkpoints it signed must verify for as long as the log is kept.
+   */
   jwks(now: Date): { keys: JWK[] };
 }
 
@@ -24,7 +30,7 @@ interface StoredKey {
   kid: string;
   privateJwk: JWK;
   createdAt: string;
-  /** Set when a newer key took over; the key stays published until its receipts expire. */
+  /** Set when a newer key took over; the key stays published, since checkpoints it signed must keep verifying. */
   retiredAt?: string;
 }
 
@@ -60,7 +66,7 @@ function writeRing(file: string, keys: StoredKey[]): void {
   renameSync(tmp, file);
 }
 
-/** Adds a new signing key to the ring and retires the current one (kept in JWKS until its receipts expire). */
+/** Adds a new signing key to the ring and retires the current one (it stays in the JWKS). */
 export async function rotateReceiptKey(file: string, now = new Date()): Promise<string> {
   const ring = readRing(file).map((k) => (k.retiredAt ? k : { ...k, retiredAt: now.toISOString() }));
   const fresh = await newStoredKey(now);
@@ -95,9 +101,26 @@ export async function createReceiptSigner(opts: ReceiptSignerOptions): Promise<R
         .setExpirationTime(iat + opts.ttlSeconds)
         .sign(signingKey);
     },
-    jwks(now) {
-      const live = ring.filter((k) => !k.retiredAt || new Date(k.retiredAt).getTime() + opts.ttlSeconds * 1000 > now.getTime());
-      return { keys: live.map(publicOf) };
+    async signCheckpoint(payload) {
+      const jws = await new CompactSign(new TextEncoder().encode(payload))
+        .setProtectedHeader({ alg: "EdDSA", kid: current.kid, typ: CHECKPOINT_JWS_TYPE })
+        .sign(signingKey);
+      return { jws, kid: current.kid };
+    },
+    jwks() {
+      return { keys: ring.map(publicOf) };
     },
   };
+}
+
+/**
+ * The public keys of an existing ring (file and/or COUNTERSIGN_RECEIPT_KEY), without
+ * creating one: what an operator command trusts to verify checkpoint signatures.
+ */
+export function publicReceiptKeys(opts: { keyFile?: string; envKey?: JWK }): JWK[] {
+  const fileKeys = opts.keyFile ? readRing(opts.keyFile) : [];
+  const env: StoredKey[] = opts.envKey
+    ? [{ kid: opts.envKey.kid ?? "cs-env", privateJwk: { ...opts.envKey, kid: opts.envKey.kid ?? "cs-env" }, createdAt: "" }]
+    : [];
+  return [...fileKeys.filter((k) => !env.some((e) => e.kid === k.kid)), ...env].map(publicOf);
 }
