@@ -110,6 +110,7 @@ function cliDeps(db: Database, env: CliEnv): ServiceDeps {
     },
     policy: () => ({ version: 1, groups: {}, channels: {}, rules: [], default: "deny" }),
     receipts: {
+      kid: "",
       sign: () => Promise.reject(new CountersignError("internal_error", "the CLI does not sign receipts")),
       signCheckpoint: () => Promise.reject(new CountersignError("internal_error", "the CLI does not sign checkpoints; the gateway does")),
       // What verify trusts for checkpoint signatures: the gateway's ring, read, never created.

@@ -9,6 +9,7 @@ import {
   createReceiptSigner,
   expireDue,
   isDatabaseUnavailable,
+  recordStartup,
   type ServiceDeps,
   startCheckpointer,
   systemCtx,
@@ -131,6 +132,8 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       events: metrics.observe,
     };
     log.info("policy loaded", { source, rules: policy.rules.length });
+    // The evidence says which policy and which signing key were in force, from when.
+    await recordStartup({ ctx: systemCtx(deps, "gateway"), input: { policySource: source, policy, signingKid: receipts.kid } });
 
     const surfaces = buildSurfaces ? await buildSurfaces(deps, log) : [];
     if (!surfaceFlags.slack) log.info("Slack is not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET); running without Slack");

@@ -7,6 +7,7 @@ export * from "./audit/list.ts";
 export * from "./audit/record-refusal.ts";
 export * from "./audit/records.ts";
 export * from "./audit/seal.ts";
+export * from "./audit/startup.ts";
 export * from "./audit/verify.ts";
 export * from "./authz.ts";
 export * from "./callbacks/allow-list.ts";

@@ -1,10 +1,10 @@
 import { cpSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { auditHash, type LegacyAuditEventBody } from "@countersign/core";
+import { auditHash, BUILTIN_POLICY, type LegacyAuditEventBody } from "@countersign/core";
 import { DEFAULT_MIGRATIONS_DIR, openDatabase } from "@countersign/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engines, freshPostgresUrl, tempDir } from "../../../test/support/db.ts";
-import { createKey, getEvidence, sealCheckpoint, verifyAudit } from "../src/index.ts";
+import { createKey, getEvidence, recordStartup, sealCheckpoint, verifyAudit } from "../src/index.ts";
 import { createRequest } from "../src/requests/create.ts";
 import { decide } from "../src/requests/decide.ts";
 import { type ServiceHarness, setupServices } from "./helpers.ts";
@@ -83,6 +83,29 @@ describe.each(engines())("the checkpointer on %s", (engine) => {
     expect(results.some((r) => r.sealed)).toBe(true);
     await sealedExactlyOnce(h);
     expect(await verifyAudit({ ctx: h.ctx(h.system), input: {} })).toMatchObject({ ok: true });
+  });
+
+  it("records the policy and signing key a gateway starts with in the system stream, once per change", async () => {
+    const start = (policy = BUILTIN_POLICY, signingKid = "kid-1") =>
+      recordStartup({ ctx: h.ctx(h.system), input: { policySource: "builtin", policy, signingKid } });
+    expect(await start()).toEqual({ policyChanged: true, keyChanged: true });
+    // A restart, or a second replica, with the same policy and key records nothing.
+    expect(await Promise.all([start(), start()])).toEqual([
+      { policyChanged: false, keyChanged: false },
+      { policyChanged: false, keyChanged: false },
+    ]);
+    expect(await start({ ...BUILTIN_POLICY, default: "allow" }, "kid-2")).toEqual({ policyChanged: true, keyChanged: true });
+    const events = await h.db.prisma.auditEvent.findMany({
+      where: { stream: "system", type: { in: ["policy.loaded", "signing_key.activated"] } },
+      orderBy: { index: "asc" },
+    });
+    expect(events.map((e) => [e.type, (e.data as { kid?: string; default?: string }).kid ?? (e.data as { default?: string }).default])).toEqual([
+      ["policy.loaded", "deny"],
+      ["signing_key.activated", "kid-1"],
+      ["policy.loaded", "allow"],
+      ["signing_key.activated", "kid-2"],
+    ]);
+    expect((events[3]?.data as { previousKid: string }).previousKid).toBe("kid-1");
   });
 
   it("the evidence of an approved request proves each of its events against its checkpoint", async () => {

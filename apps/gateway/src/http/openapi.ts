@@ -443,8 +443,9 @@ export const ROUTES: RouteConfig[] = [
     path: "/v1/audit",
     operationId: "listAudit",
     tags: ["Audit"],
-    summary: "Page through the audit chain",
-    description: "Admin keys only. Events in seq order; verify with `countersign audit verify --file`.",
+    summary: "Page through the audit log",
+    description:
+      "Admin keys only. Events in seq order (storage order). An event that commits late can carry a seq below one already paged past; for a complete read use `countersign audit export`, which walks the signed checkpoints, and verify it with `countersign audit verify --file`.",
     ...secured("admin"),
     request: { query: AuditQuery },
     responses: { 200: ok("A page of audit events.", AuditListSchema), ...problems("invalid_request", ...AUTH_CODES) },
@@ -695,7 +696,7 @@ export function buildOpenApiDocument(opts: { version?: string; serverUrl?: strin
     security: [{ apiKey: [] }],
     tags: [
       { name: "Requests", description: "Ask for approval, wait for it, decide, cancel." },
-      { name: "Audit", description: "The tamper-evident audit chain." },
+      { name: "Audit", description: "The tamper-evident audit log: per-request hash chains sealed by signed Merkle checkpoints." },
       { name: "Receipts", description: "Keys that verify approval receipts, and single-use redemption." },
       { name: "Operations", description: "Health, readiness, this document and metrics." },
       { name: "Chat platforms", description: "Endpoints that Slack and Microsoft Teams call; each verifies the platform's signature." },

@@ -3,7 +3,7 @@ import type { Tx } from "@countersign/db";
 
 // Orders appends to the system stream only (keys, policy, refusals naming no request);
 // request events are ordered by their request's row lock instead.
-const SYSTEM_STREAM_LOCK = 7265_1003;
+export const SYSTEM_STREAM_LOCK = 7265_1003;
 
 export type AuditActor = AuditEventBody["actor"];
 

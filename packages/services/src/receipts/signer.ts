@@ -16,6 +16,8 @@ export interface ReceiptClaims {
 }
 
 export interface ReceiptSigner {
+  /** The key that signs now. */
+  readonly kid: string;
   sign(claims: ReceiptClaims, now: Date): Promise<string>;
   /** Signs an audit checkpoint: a compact JWS whose payload is exactly `payload` (its canonical JSON). */
   signCheckpoint(payload: string): Promise<{ jws: string; kid: string }>;
@@ -92,6 +94,7 @@ export async function createReceiptSigner(opts: ReceiptSignerOptions): Promise<R
   const current = ring.filter((k) => !k.retiredAt).at(-1) as StoredKey;
   const signingKey = await importJWK(current.privateJwk, "EdDSA");
   return {
+    kid: current.kid,
     async sign(claims, now) {
       const iat = Math.floor(now.getTime() / 1000);
       return new SignJWT({ ...claims })
