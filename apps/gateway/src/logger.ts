@@ -28,22 +28,36 @@ const redactFormat = winston.format((info) => {
   return info;
 });
 
+/**
+ * A child is made only when it first logs (most per-call loggers never do), and a line
+ * below the configured level is dropped before it is formatted (winston formats every
+ * line and leaves the level to its transports).
+ */
 class WinstonLogger implements Logger {
-  constructor(private readonly w: winston.Logger) {}
+  #w: winston.Logger | undefined;
+  constructor(
+    /** The root logger: its level and transports decide what is written. */
+    private readonly root: winston.Logger,
+    private readonly make: () => winston.Logger,
+  ) {}
+  private get w(): winston.Logger {
+    this.#w ??= this.make();
+    return this.#w;
+  }
   debug(m: string, meta?: Record<string, unknown>) {
-    this.w.debug(m, meta);
+    if (this.root.isLevelEnabled("debug")) this.w.debug(m, meta);
   }
   info(m: string, meta?: Record<string, unknown>) {
-    this.w.info(m, meta);
+    if (this.root.isLevelEnabled("info")) this.w.info(m, meta);
   }
   warn(m: string, meta?: Record<string, unknown>) {
-    this.w.warn(m, meta);
+    if (this.root.isLevelEnabled("warn")) this.w.warn(m, meta);
   }
   error(m: string, meta?: Record<string, unknown>) {
-    this.w.error(m, meta);
+    if (this.root.isLevelEnabled("error")) this.w.error(m, meta);
   }
   child(meta: Record<string, unknown>): Logger {
-    return new WinstonLogger(this.w.child(meta));
+    return new WinstonLogger(this.root, () => this.w.child(meta));
   }
 }
 
@@ -61,7 +75,8 @@ export function createLogger(opts: { level: string; format: "json" | "pretty"; s
           }),
         );
   const transport = opts.stream ? new winston.transports.Stream({ stream: opts.stream }) : new winston.transports.Console({ stderrLevels: [] });
-  return new WinstonLogger(winston.createLogger({ level: opts.level, format, transports: [transport] }));
+  const root = winston.createLogger({ level: opts.level, format, transports: [transport] });
+  return new WinstonLogger(root, () => root);
 }
 
 /** Adapts our logger to Bolt's Logger interface (and anything else with the same shape). */

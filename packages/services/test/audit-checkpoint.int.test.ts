@@ -105,7 +105,7 @@ describe.each(engines())("the checkpointer on %s", (engine) => {
       ["policy.loaded", "allow"],
       ["signing_key.activated", "kid-2"],
     ]);
-    expect((events[3]?.data as { previousKid: string }).previousKid).toBe("kid-1");
+    expect(events[3]?.data).toMatchObject({ previousKid: "kid-1" });
   });
 
   it("the evidence of an approved request proves each of its events against its checkpoint", async () => {

@@ -1,5 +1,5 @@
 import { type Actor, type AuditEventBody, type AuditEventRecord, auditHash, SYSTEM_STREAM, streamGenesis } from "@countersign/core";
-import type { Tx } from "@countersign/db";
+import { REQUEST_EVENTS_CHANNEL, type Tx } from "@countersign/db";
 
 // Orders appends to the system stream only (keys, policy, refusals naming no request);
 // request events are ordered by their request's row lock instead.
@@ -22,11 +22,70 @@ export function auditActor(actor: Actor): AuditActor {
   }
 }
 
+export interface StreamHead {
+  index: number;
+  hash: string;
+}
+
+/**
+ * Each open transaction's known chain heads, by stream. A head is only known while the
+ * transaction holds what orders that stream's appends (the request's row lock, taken by
+ * the caller, or the system stream's advisory lock, taken here and held until commit),
+ * so nobody else can append to it in between and it need not be read again. The map
+ * dies with the transaction's client; a rolled-back transaction's heads are never reused.
+ */
+const streamHeads = new WeakMap<Tx, Map<string, StreamHead | null>>();
+
+function headsOf(tx: Tx): Map<string, StreamHead | null> {
+  let m = streamHeads.get(tx);
+  if (!m) {
+    m = new Map();
+    streamHeads.set(tx, m);
+  }
+  return m;
+}
+
+/**
+ * Tells appendAudit the head of `stream` (null: no event yet), as read by the caller in
+ * this transaction while holding the stream's ordering lock, so the next append skips its read.
+ */
+export function knowAuditHead(tx: Tx, stream: string, head: StreamHead | null): void {
+  headsOf(tx).set(stream, head);
+}
+
+const COLUMNS = "v, stream, idx, at, type, request_id, actor_type, actor_principal, actor_surface, actor_surface_user_id, data, prev_hash, hash";
+const PER_ROW = 12;
+// `at` goes as ISO text: TIMESTAMP(3) ignores the zone, so it stores the UTC time.
+const rowSql = (i: number) => {
+  const n = (k: number) => `$${i * PER_ROW + k}`;
+  return `(2, ${n(1)}, ${n(2)}, ${n(3)}::timestamp(3), ${n(4)}, ${n(5)}, ${n(6)}, ${n(7)}, ${n(8)}, ${n(9)}, ${n(10)}::jsonb, ${n(11)}, ${n(12)})`;
+};
+const insertSql = new Map<string, string>();
+/** One INSERT of `rows` events, returning their seqs in order; with `notify`, it also queues the NOTIFY (the last parameter). */
+function insertEvents(rows: number, notify: boolean): string {
+  const key = `${rows}:${notify}`;
+  let sql = insertSql.get(key);
+  if (!sql) {
+    const insert = `INSERT INTO audit_events (${COLUMNS}) VALUES ${Array.from({ length: rows }, (_, i) => rowSql(i)).join(", ")} RETURNING seq`;
+    sql = notify ? `WITH e AS (${insert}) SELECT e.seq FROM e, pg_notify('${REQUEST_EVENTS_CHANNEL}', $${rows * PER_ROW + 1}) ORDER BY e.seq` : insert;
+    insertSql.set(key, sql);
+  }
+  return sql;
+}
+
 export interface AuditInput {
   type: string;
   requestId: string | null;
   actor: Actor;
   data: Record<string, unknown>;
+}
+
+export interface AppendOptions {
+  /**
+   * Also tell every process that this request changed (notifyChanged's NOTIFY, delivered
+   * on commit), in the same statement as the events.
+   */
+  notify?: string;
 }
 
 /**
@@ -37,41 +96,49 @@ export interface AuditInput {
  * the system stream's own lock. No append waits on another request's. The unique
  * (stream, index) index turns any writer that skipped the lock into an error, not a fork.
  */
-export async function appendAudit(tx: Tx, e: AuditInput, now: Date): Promise<AuditEventRecord> {
-  const stream = e.requestId ?? SYSTEM_STREAM;
-  if (stream === SYSTEM_STREAM) await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${SYSTEM_STREAM_LOCK})`);
-  const last = await tx.auditEvent.findFirst({ where: { stream }, orderBy: { index: "desc" }, select: { index: true, hash: true } });
-  // JSON round trip so what we hash is exactly what jsonb will hand back (no undefined, no Dates).
-  const data = JSON.parse(JSON.stringify(e.data)) as unknown;
-  const body: AuditEventBody = {
-    v: 2,
-    stream,
-    index: last ? last.index + 1 : 0,
-    at: now.toISOString(),
-    type: e.type,
-    requestId: e.requestId,
-    actor: auditActor(e.actor),
-    data,
-    prevHash: last?.hash ?? streamGenesis(stream),
-  };
-  const hash = auditHash(body);
-  const row = await tx.auditEvent.create({
-    data: {
+export async function appendAudit(tx: Tx, e: AuditInput, now: Date, opts: AppendOptions = {}): Promise<AuditEventRecord> {
+  return (await appendAudits(tx, [e], now, opts))[0] as AuditEventRecord;
+}
+
+/** appendAudit for several events in order, written in one statement. */
+export async function appendAudits(tx: Tx, events: AuditInput[], now: Date, opts: AppendOptions = {}): Promise<AuditEventRecord[]> {
+  if (events.length === 0) {
+    if (opts.notify !== undefined) await tx.$executeRawUnsafe(`SELECT pg_notify('${REQUEST_EVENTS_CHANNEL}', $1)`, opts.notify);
+    return [];
+  }
+  const heads = headsOf(tx);
+  const at = now.toISOString();
+  const written: { body: AuditEventBody; hash: string }[] = [];
+  const params: unknown[] = [];
+  for (const e of events) {
+    const stream = e.requestId ?? SYSTEM_STREAM;
+    let last = heads.get(stream);
+    if (last === undefined) {
+      // Not yet known in this transaction: lock (system stream) and read the head once.
+      if (stream === SYSTEM_STREAM) await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${SYSTEM_STREAM_LOCK})`);
+      last = await tx.auditEvent.findFirst({ where: { stream }, orderBy: { index: "desc" }, select: { index: true, hash: true } });
+    }
+    // JSON round trip so what we hash is exactly what jsonb will hand back (no undefined, no Dates).
+    const data = JSON.parse(JSON.stringify(e.data)) as unknown;
+    const body: AuditEventBody = {
       v: 2,
       stream,
-      index: body.index,
-      at: now,
-      type: body.type,
-      requestId: body.requestId,
-      actorType: body.actor.type,
-      actorPrincipal: body.actor.principal,
-      actorSurface: body.actor.surface,
-      actorSurfaceUserId: body.actor.surfaceUserId,
-      data: data as object,
-      prevHash: body.prevHash,
-      hash,
-    },
-    select: { seq: true },
-  });
-  return { ...body, seq: row.seq, hash, sealedIn: null, leafIndex: null };
+      index: last ? last.index + 1 : 0,
+      at,
+      type: e.type,
+      requestId: e.requestId,
+      actor: auditActor(e.actor),
+      data,
+      prevHash: last?.hash ?? streamGenesis(stream),
+    };
+    const hash = auditHash(body);
+    heads.set(stream, { index: body.index, hash });
+    written.push({ body, hash });
+    const a = body.actor;
+    params.push(stream, body.index, at, body.type, body.requestId, a.type, a.principal, a.surface, a.surfaceUserId, JSON.stringify(data), body.prevHash, hash);
+  }
+  if (opts.notify !== undefined) params.push(opts.notify);
+  // A failed insert aborts the transaction, so the heads set above are never used wrongly.
+  const rows = await tx.$queryRawUnsafe<{ seq: number }[]>(insertEvents(events.length, opts.notify !== undefined), ...params);
+  return written.map(({ body, hash }, i) => ({ ...body, seq: (rows[i] as { seq: number }).seq, hash, sealedIn: null, leafIndex: null }));
 }

@@ -20,7 +20,10 @@ export async function authenticateKey({ ctx, input }: ServiceCall<{ presented: s
   const m = KEY_PATTERN.exec(input.presented);
   const fail = () => new CountersignError("unauthorized", "The API key is missing, malformed, unknown or revoked.");
   if (!m) throw fail();
-  const row = await ctx.deps.db.prisma.apiKey.findUnique({ where: { prefix: `cs_${m[1]}` } });
+  const row = await ctx.deps.db.prisma.apiKey.findUnique({
+    where: { prefix: `cs_${m[1]}` },
+    select: { id: true, hash: true, name: true, owner: true, scopes: true, signingSecret: true, revokedAt: true },
+  });
   const expected = Buffer.from(row?.hash ?? "0".repeat(64), "hex");
   const actual = Buffer.from(sha256Hex(input.presented), "hex");
   // Compare even when the row is missing so timing does not reveal which prefixes exist.

@@ -2,7 +2,10 @@ import type { Tx } from "@countersign/db";
 import { newId } from "../ids.ts";
 import { type JobKind, MAX_ATTEMPTS } from "./retry-policy.ts";
 
-/** Queues a job in the caller's transaction, so it exists exactly when the change it follows commits. */
+/**
+ * Queues a job in the caller's transaction, so it exists exactly when the change it follows
+ * commits. Returns what a request's deliveries show of it.
+ */
 export function enqueue(tx: Tx, job: { kind: JobKind; requestId: string | null; payload: object; runAt: Date; id?: string }) {
   return tx.outboxJob.create({
     data: {
@@ -13,5 +16,6 @@ export function enqueue(tx: Tx, job: { kind: JobKind; requestId: string | null; 
       maxAttempts: MAX_ATTEMPTS[job.kind],
       runAt: job.runAt,
     },
+    select: { id: true, kind: true, status: true, attempts: true, lastError: true, createdAt: true },
   });
 }

@@ -1,5 +1,5 @@
 import { CountersignError, CreateRequestInput, canonicalJson, canonicalSha256, evaluatePolicy, sha256Hex } from "@countersign/core";
-import { appendAudit } from "../audit/append.ts";
+import { appendAudit, knowAuditHead } from "../audit/append.ts";
 import { requireAgent } from "../authz.ts";
 import { type ServiceCall, withTransaction } from "../context.ts";
 import { fromZod, isUniqueViolation } from "../errors.ts";
@@ -94,6 +94,8 @@ export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown;
       });
       // A new request has no decisions or cards yet; no need to read it back.
       const created = { ...inserted, decisions: [], messages: [], apiKey: { revokedAt: key[0].revoked_at } };
+      // Its id was made just now, so its audit chain is empty.
+      knowAuditHead(tx, id, null);
       await appendAudit(
         tx,
         {

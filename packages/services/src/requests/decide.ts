@@ -1,5 +1,5 @@
 import { CountersignError, DecisionInput, evaluateVote, type RefusalCode } from "@countersign/core";
-import { appendAudit } from "../audit/append.ts";
+import { type AuditInput, appendAudit } from "../audit/append.ts";
 import { recordRefusal } from "../audit/record-refusal.ts";
 import { requireReviewer } from "../authz.ts";
 import { type ServiceCall, withTransaction } from "../context.ts";
@@ -7,8 +7,15 @@ import { fromZod, isUniqueViolation } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { enqueueCardUpdates } from "./card-updates.ts";
 import { finishRequest } from "./finish.ts";
-import { lockRequest, notifyChanged } from "./lock.ts";
-import { loadDeliveries, type RequestResource, toResource } from "./resource.ts";
+import { type LockedJob, lockAndLoad } from "./lock.ts";
+import { type DeliveryView, type RequestResource, toResource } from "./resource.ts";
+
+/** As loadDeliveries orders them: by createdAt, oldest first (the sort is stable). */
+function deliveriesOf(jobs: LockedJob[]): DeliveryView[] {
+  return [...jobs]
+    .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
+    .map((j) => ({ id: j.id, kind: j.kind, status: j.status, attempts: j.attempts, lastError: j.lastError }));
+}
 
 export interface DecideResult {
   resource: RequestResource;
@@ -30,8 +37,11 @@ export async function decide({ ctx, input }: ServiceCall<{ requestId: string; bo
 
   const outcome = await withTransaction(ctx, async (tctx) => {
     const { tx } = tctx;
-    const row = await lockRequest(tx, input.requestId);
-    if (!row) throw new CountersignError("not_found", `no request ${input.requestId}`);
+    const locked = await lockAndLoad(tx, input.requestId, { jobs: true });
+    if (!locked) throw new CountersignError("not_found", `no request ${input.requestId}`);
+    const { row } = locked;
+    // The jobs this transaction queues join those read under the lock, so the answer needs no read after commit.
+    const jobs = [...locked.jobs];
     // Read after the lock, so votes are timestamped in the order they are counted.
     const now = deps.clock();
     const verdict =
@@ -42,40 +52,46 @@ export async function decide({ ctx, input }: ServiceCall<{ requestId: string; bo
       await appendAudit(tx, { type: "decision.refused", requestId: row.id, actor: ctx.actor, data: { code: verdict.code, decision, status: row.status } }, now);
       return { refused: { code: verdict.code, message: verdict.message } } as const;
     }
-    const vote = await tx.decision.create({
-      data: {
-        id: newId("dec"),
-        requestId: row.id,
-        principal: reviewer.principal,
-        decision,
-        reason: reason || null,
-        surface: reviewer.surface,
-        surfaceUserId: reviewer.surfaceUserId ?? reviewer.keyId ?? null,
-        createdAt: now,
-      },
-    });
-    await appendAudit(
-      tx,
-      {
-        type: "decision.recorded",
-        requestId: row.id,
-        actor: ctx.actor,
-        data: { decision, reason: reason || null, approvals: verdict.approvals, required: row.requiredApprovals },
-      },
-      now,
-    );
+    const vote = {
+      id: newId("dec"),
+      requestId: row.id,
+      principal: reviewer.principal,
+      decision,
+      reason: reason || null,
+      surface: reviewer.surface,
+      surfaceUserId: reviewer.surfaceUserId ?? reviewer.keyId ?? null,
+      createdAt: now,
+    };
+    // Everything the row holds is known here, so nothing is read back.
+    await tx.decision.create({ data: vote, select: { id: true } });
+    const recorded: AuditInput = {
+      type: "decision.recorded",
+      requestId: row.id,
+      actor: ctx.actor,
+      data: { decision, reason: reason || null, approvals: verdict.approvals, required: row.requiredApprovals },
+    };
     // Decisions are ordered by createdAt, and this one is the newest.
     const withVote = { ...row, decisions: [...row.decisions, vote] };
     if (verdict.status === "pending") {
-      await enqueueCardUpdates(tx, deps, withVote, now);
-      await notifyChanged(tx, row.id);
-      return { row: withVote, finished: false } as const;
+      // The NOTIFY for waiters rides on the event's insert; like any NOTIFY it is delivered on commit.
+      await appendAudit(tx, recorded, now, { notify: row.id });
+      jobs.push(...(await enqueueCardUpdates(tx, deps, withVote, now)));
+      return { row: withVote, jobs, finished: false } as const;
     }
+    // The vote's event and the transition's are written together, in this order.
     const done = await finishRequest({
       ctx: tctx,
-      input: { row: withVote, to: verdict.status, resolution: verdict.resolution ?? verdict.status, now, auditData: { approvals: verdict.approvals } },
+      input: {
+        row: withVote,
+        to: verdict.status,
+        resolution: verdict.resolution ?? verdict.status,
+        now,
+        auditData: { approvals: verdict.approvals },
+        precedingAudit: [recorded],
+        queued: jobs,
+      },
     });
-    return { row: done, finished: true } as const;
+    return { row: done, jobs, finished: true } as const;
   }).catch(async (e: unknown) => {
     if (!isUniqueViolation(e)) throw e;
     // A concurrent second vote by the same person lost the race on the one-vote index.
@@ -89,5 +105,5 @@ export async function decide({ ctx, input }: ServiceCall<{ requestId: string; bo
     throw new CountersignError(outcome.refused.code as RefusalCode, outcome.refused.message);
   }
   if (!("row" in outcome) || !outcome.row) throw new CountersignError("internal_error", "decide produced no row");
-  return { resource: toResource(outcome.row, await loadDeliveries(deps.db.prisma, outcome.row.id)), finished: outcome.finished };
+  return { resource: toResource(outcome.row, deliveriesOf(outcome.jobs)), finished: outcome.finished };
 }

@@ -1,10 +1,10 @@
 import { CountersignError, canTransition, type TerminalStatus } from "@countersign/core";
-import { appendAudit } from "../audit/append.ts";
+import { type AuditInput, appendAudits } from "../audit/append.ts";
 import type { ServiceCall, TxCtx } from "../context.ts";
 import { enqueue } from "../outbox/enqueue.ts";
 import type { ReceiptClaims } from "../receipts/signer.ts";
 import { enqueueCardUpdates } from "./card-updates.ts";
-import { notifyChanged } from "./lock.ts";
+import type { LockedJob } from "./lock.ts";
 import { type RequestRow, toResource } from "./resource.ts";
 
 export function receiptClaims(r: RequestRow): ReceiptClaims {
@@ -29,6 +29,10 @@ export interface FinishInput {
   /** The time of the change that finishes it (a vote, the sweep), so every record agrees. */
   now: Date;
   auditData?: Record<string, unknown>;
+  /** Events of the same change to append before the transition's own (a decide() vote's), in one statement with it. */
+  precedingAudit?: AuditInput[];
+  /** When given, the outbox jobs this transition queues are appended to it. */
+  queued?: LockedJob[];
 }
 
 /**
@@ -45,13 +49,20 @@ export async function finishRequest({ ctx, input }: ServiceCall<FinishInput> & {
   const changed = await tx.approvalRequest.update({
     where: { id: row.id },
     data: { status: to, resolution, decidedAt: now, receipt },
-    select: { status: true, resolution: true, decidedAt: true, receipt: true, updatedAt: true },
+    // Only updatedAt (set by Prisma) is not known here.
+    select: { updatedAt: true },
   });
-  const updated: RequestRow = { ...row, ...changed };
-  await appendAudit(tx, { type: `request.${to}`, requestId: row.id, actor: ctx.actor, data: { resolution, ...input.auditData } }, now);
+  const updated: RequestRow = { ...row, status: to, resolution, decidedAt: now, receipt, updatedAt: changed.updatedAt };
+  // The NOTIFY for waiters rides on the events' insert; like any NOTIFY it is delivered on commit.
+  await appendAudits(
+    tx,
+    [...(input.precedingAudit ?? []), { type: `request.${to}`, requestId: row.id, actor: ctx.actor, data: { resolution, ...input.auditData } }],
+    now,
+    { notify: row.id },
+  );
   deps.events?.({ type: "request.finished", action: row.action, rule: row.ruleId, status: to, resolution, createdAt: row.createdAt, decidedAt: now });
   if (updated.callbackUrl) {
-    await enqueue(tx, {
+    const job = await enqueue(tx, {
       id: `job_cb_${row.id.slice(4)}`,
       kind: "callback",
       requestId: row.id,
@@ -59,8 +70,9 @@ export async function finishRequest({ ctx, input }: ServiceCall<FinishInput> & {
       payload: { type: `request.${to}`, timestamp: now.toISOString(), data: toResource(updated) },
       runAt: now,
     });
+    input.queued?.push(job);
   }
-  await enqueueCardUpdates(tx, deps, updated, now);
-  await notifyChanged(tx, row.id);
+  const cards = await enqueueCardUpdates(tx, deps, updated, now);
+  input.queued?.push(...cards);
   return updated;
 }
