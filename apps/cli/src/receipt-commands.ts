@@ -6,9 +6,9 @@ import { CliError } from "./errors.ts";
 
 /**
  * `countersign receipts rotate-key`: adds a new receipt signing key to the key ring in
- * the data directory and retires the current one. Retired keys stay in the JWKS until
- * every receipt they signed has expired; restart the gateway to start signing with the
- * new key.
+ * the data directory and retires the current one. Retired keys stay in the JWKS (the
+ * audit checkpoints they signed must keep verifying); restart the gateway to start
+ * signing with the new key.
  */
 export function registerReceiptCommands(program: Command, env: () => CliEnv): void {
   const receipts = program.command("receipts").description("manage approval receipt signing keys");

@@ -25,11 +25,8 @@ export interface AuditActorRecord {
   surfaceUserId: string | null;
 }
 
-/** What a v2 event's hash covers: everything but its storage position and its own hash. */
-export interface AuditEventBody {
-  v: 2;
-  stream: string;
-  index: number;
+/** What every event says, whatever its version. */
+interface AuditEventContent {
   at: string;
   type: string;
   requestId: string | null;
@@ -38,15 +35,16 @@ export interface AuditEventBody {
   prevHash: string;
 }
 
+/** What a v2 event's hash covers: everything but its storage position and its own hash. */
+export interface AuditEventBody extends AuditEventContent {
+  v: 2;
+  stream: string;
+  index: number;
+}
+
 /** What a legacy (v1) event's hash covers: the old global chain, ordered by seq. */
-export interface LegacyAuditEventBody {
+export interface LegacyAuditEventBody extends AuditEventContent {
   seq: number;
-  at: string;
-  type: string;
-  requestId: string | null;
-  actor: AuditActorRecord;
-  data: unknown;
-  prevHash: string;
 }
 
 /**
@@ -55,17 +53,11 @@ export interface LegacyAuditEventBody {
  * its tree, and are null until a checkpoint does. A legacy event has `v: 1`, stream
  * `legacy` and `index` seq - 1.
  */
-export interface AuditEventRecord {
+export interface AuditEventRecord extends AuditEventContent {
   seq: number;
   v: 1 | 2;
   stream: string;
   index: number;
-  at: string;
-  type: string;
-  requestId: string | null;
-  actor: AuditActorRecord;
-  data: unknown;
-  prevHash: string;
   hash: string;
   sealedIn: number | null;
   leafIndex: number | null;

@@ -45,6 +45,37 @@ export function checkpointBody(c: CheckpointBody): CheckpointBody {
   };
 }
 
+/**
+ * The next checkpoint after `prev` (null for the first), sealing `leaves` in the order
+ * given: what the checkpointer signs.
+ */
+export function nextCheckpointBody(
+  prev: { seq: number; hash: string; cumulativeSize: number } | null,
+  leaves: readonly { hash: string; at: Date }[],
+  sealedAt: Date,
+  legacy = false,
+): CheckpointBody {
+  if (leaves.length === 0) throw new RangeError("a checkpoint seals at least one event");
+  let first = leaves[0]?.at as Date;
+  let last = first;
+  for (const l of leaves) {
+    if (l.at < first) first = l.at;
+    if (l.at > last) last = l.at;
+  }
+  return {
+    v: 1,
+    seq: (prev?.seq ?? 0) + 1,
+    prevHash: prev?.hash ?? "0".repeat(64),
+    treeSize: leaves.length,
+    cumulativeSize: (prev?.cumulativeSize ?? 0) + leaves.length,
+    rootHash: eventsRoot(leaves.map((l) => l.hash)),
+    firstAt: first.toISOString(),
+    lastAt: last.toISOString(),
+    sealedAt: sealedAt.toISOString(),
+    legacy,
+  };
+}
+
 export function checkpointHash(c: CheckpointBody): string {
   return sha256Hex(canonicalJson(checkpointBody(c)));
 }
@@ -108,7 +139,6 @@ export interface LogVerifierOptions {
 interface StreamHead {
   next: number;
   prevHash: string;
-  lastSeq: number;
 }
 
 /**
@@ -151,9 +181,7 @@ export class LogVerifier {
     if (e.v === 2 && e.requestId !== null && e.stream !== e.requestId) {
       return this.fail({ problem: "edited", event: e.seq, detail: `it names request ${e.requestId} but sits in stream ${e.stream}` });
     }
-    const head =
-      this.streams.get(e.stream) ??
-      (this.opts.tail ? { next: e.index, prevHash: e.prevHash, lastSeq: 0 } : { next: 0, prevHash: streamGenesis(e.stream), lastSeq: 0 });
+    const head = this.streams.get(e.stream) ?? (this.opts.tail ? { next: e.index, prevHash: e.prevHash } : { next: 0, prevHash: streamGenesis(e.stream) });
     if (e.index > head.next) {
       return this.fail({ problem: "deleted", event: e.seq, detail: `stream ${e.stream} is missing index ${head.next} before index ${e.index}` });
     }
@@ -170,7 +198,7 @@ export class LogVerifier {
             : `its prevHash does not match index ${e.index - 1} of stream ${e.stream}: that event was edited or replaced`,
       });
     }
-    this.streams.set(e.stream, { next: e.index + 1, prevHash: e.hash, lastSeq: e.seq });
+    this.streams.set(e.stream, { next: e.index + 1, prevHash: e.hash });
     if (this.opts.deriveRequests && e.requestId) this.derive(e);
     return true;
   }

@@ -4,9 +4,9 @@
  * of the runtime API.
  */
 import { sign as edSign, verify as edVerify, generateKeyPairSync, type KeyObject } from "node:crypto";
-import { type AuditActorRecord, type AuditEventBody, type AuditEventRecord, auditHash, eventHash, GENESIS_HASH, streamGenesis } from "./audit-chain.ts";
+import { type AuditActorRecord, type AuditEventBody, type AuditEventRecord, auditHash, eventHash, streamGenesis } from "./audit-chain.ts";
 import { canonicalJson } from "./canonical.ts";
-import { CHECKPOINT_JWS_TYPE, type CheckpointBody, type CheckpointRecord, checkpointHash, eventsRoot } from "./checkpoint.ts";
+import { CHECKPOINT_JWS_TYPE, type CheckpointRecord, checkpointHash, nextCheckpointBody } from "./checkpoint.ts";
 
 const b64u = (b: Buffer | string) => Buffer.from(b).toString("base64url");
 
@@ -74,19 +74,12 @@ export class TestLog {
   seal(sealedAt?: string): CheckpointRecord {
     const leaves = this.events.filter((e) => e.sealedIn === null).sort((a, b) => a.seq - b.seq);
     if (leaves.length === 0) throw new Error("nothing to seal");
-    const prev = this.checkpoints.at(-1);
-    const body: CheckpointBody = {
-      v: 1,
-      seq: (prev?.seq ?? 0) + 1,
-      prevHash: prev?.hash ?? GENESIS_HASH,
-      treeSize: leaves.length,
-      cumulativeSize: (prev?.cumulativeSize ?? 0) + leaves.length,
-      rootHash: eventsRoot(leaves.map((l) => l.hash)),
-      firstAt: leaves[0]?.at as string,
-      lastAt: leaves.at(-1)?.at as string,
-      sealedAt: sealedAt ?? new Date(this.clock + 500).toISOString(),
-      legacy: false,
-    };
+    const sealed = new Date(sealedAt ?? this.clock + 500);
+    const body = nextCheckpointBody(
+      this.checkpoints.at(-1) ?? null,
+      leaves.map((l) => ({ hash: l.hash, at: new Date(l.at) })),
+      sealed,
+    );
     leaves.forEach((l, i) => {
       l.sealedIn = body.seq;
       l.leafIndex = i;

@@ -82,7 +82,7 @@ export interface AuditInput {
 
 export interface AppendOptions {
   /**
-   * Also tell every process that this request changed (notifyChanged's NOTIFY, delivered
+   * Also tell every process that this request changed (a NOTIFY on the request-events channel, delivered
    * on commit), in the same statement as the events.
    */
   notify?: string;
@@ -102,10 +102,7 @@ export async function appendAudit(tx: Tx, e: AuditInput, now: Date, opts: Append
 
 /** appendAudit for several events in order, written in one statement. */
 export async function appendAudits(tx: Tx, events: AuditInput[], now: Date, opts: AppendOptions = {}): Promise<AuditEventRecord[]> {
-  if (events.length === 0) {
-    if (opts.notify !== undefined) await tx.$executeRawUnsafe(`SELECT pg_notify('${REQUEST_EVENTS_CHANNEL}', $1)`, opts.notify);
-    return [];
-  }
+  if (events.length === 0) return [];
   const heads = headsOf(tx);
   const at = now.toISOString();
   const written: { body: AuditEventBody; hash: string }[] = [];

@@ -117,18 +117,6 @@ export async function* iterateLog(db: Database, opts: { afterCheckpoint?: number
   }
 }
 
-/** Pages events in storage (seq) order; used by `GET /v1/audit`. */
-export async function* iterateAudit(db: Database, opts: { after?: number; pageSize?: number } = {}): AsyncGenerator<AuditEventRecord> {
-  let after = opts.after ?? 0;
-  const take = opts.pageSize ?? 1000;
-  for (;;) {
-    const rows = await db.prisma.auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: "asc" }, take });
-    for (const r of rows) yield auditRecord(r);
-    if (rows.length < take) return;
-    after = rows[rows.length - 1]?.seq ?? after;
-  }
-}
-
 /** One line of `countersign audit export`: an event, or the checkpoint that seals the events before it. */
 export type ExportLine = AuditEventRecord | (CheckpointRecord & { object: "checkpoint" });
 

@@ -1,13 +1,4 @@
-import {
-  type CheckpointBody,
-  type CheckpointRecord,
-  CountersignError,
-  canonicalJson,
-  checkpointHash,
-  eventsRoot,
-  GENESIS_HASH,
-  LegacyChainVerifier,
-} from "@countersign/core";
+import { type CheckpointRecord, CountersignError, canonicalJson, checkpointHash, LegacyChainVerifier, nextCheckpointBody } from "@countersign/core";
 import type { Tx } from "@countersign/db";
 import type { ServiceCall } from "../context.ts";
 import { auditRecord, checkpointRecord } from "./records.ts";
@@ -89,24 +80,7 @@ export async function sealCheckpoint({ ctx, input }: ServiceCall<SealInput>): Pr
       }
       if (leaves.length === 0) return { sealed: null, reason: "nothing_to_seal" } as const;
 
-      let firstAt = leaves[0]?.at as Date;
-      let lastAt = firstAt;
-      for (const l of leaves) {
-        if (l.at < firstAt) firstAt = l.at;
-        if (l.at > lastAt) lastAt = l.at;
-      }
-      const body: CheckpointBody = {
-        v: 1,
-        seq: (prev?.seq ?? 0) + 1,
-        prevHash: prev?.hash ?? GENESIS_HASH,
-        treeSize: leaves.length,
-        cumulativeSize: (prev?.cumulativeSize ?? 0) + leaves.length,
-        rootHash: eventsRoot(leaves.map((l) => l.hash)),
-        firstAt: firstAt.toISOString(),
-        lastAt: lastAt.toISOString(),
-        sealedAt: deps.clock().toISOString(),
-        legacy,
-      };
+      const body = nextCheckpointBody(prev, leaves, deps.clock(), legacy);
       const { jws, kid } = await deps.receipts.signCheckpoint(canonicalJson(body));
       const marked = await tx.$executeRawUnsafe(
         `UPDATE audit_events AS e SET sealed_in = $1, leaf_index = u.leaf
@@ -125,8 +99,8 @@ export async function sealCheckpoint({ ctx, input }: ServiceCall<SealInput>): Pr
           treeSize: body.treeSize,
           cumulativeSize: body.cumulativeSize,
           rootHash: body.rootHash,
-          firstAt,
-          lastAt,
+          firstAt: new Date(body.firstAt),
+          lastAt: new Date(body.lastAt),
           sealedAt: new Date(body.sealedAt),
           legacy,
           hash: checkpointHash(body),

@@ -1,4 +1,4 @@
-import { REQUEST_EVENTS_CHANNEL, type Tx } from "@countersign/db";
+import type { Tx } from "@countersign/db";
 import { knowAuditHead } from "../audit/append.ts";
 import type { RequestRow } from "./resource.ts";
 
@@ -140,9 +140,4 @@ export async function lockAndLoad(tx: Tx, id: string, opts: { jobs: boolean }): 
   const doc = typeof raw === "string" ? (JSON.parse(raw) as LoadedDoc) : raw;
   knowAuditHead(tx, id, doc.head);
   return { row: toRow(doc), jobs: doc.jobs.map((j) => ({ ...j, createdAt: date(j.createdAt) })) };
-}
-
-/** Tells every process (via NOTIFY, delivered on commit) that this request changed. */
-export async function notifyChanged(tx: Tx, requestId: string): Promise<void> {
-  await tx.$executeRawUnsafe(`SELECT pg_notify('${REQUEST_EVENTS_CHANNEL}', $1)`, requestId);
 }
