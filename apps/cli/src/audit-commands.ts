@@ -3,15 +3,11 @@ import { type CheckpointRecord, type LogFinding, type LogVerdict, parseStrictJso
 import { type AdminOps, checkpointSignatureVerifier, DEFAULT_MAX_UNSEALED_AGE_MS } from "@countersign/services";
 import type { Command } from "commander";
 import type { JSONWebKeySet } from "jose";
-import { verifyExportFile } from "./audit-file.ts";
+import { readProblem, verifyExportFile } from "./audit-file.ts";
 import { CliError } from "./errors.ts";
-import { progress } from "./output.ts";
+import { print, progress } from "./output.ts";
 
 type WithAdmin = <T>(fn: (ops: AdminOps) => Promise<T>) => Promise<T>;
-
-const print = (v: unknown): void => {
-  process.stdout.write(`${typeof v === "string" ? v : JSON.stringify(v, null, 2)}\n`);
-};
 
 /** What `audit anchor` keeps: enough to recognise the checkpoint and to re-check its signature. */
 function anchorLine(c: CheckpointRecord): string {
@@ -22,8 +18,7 @@ function readFileOr(file: string, what: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot read ${what} ${file}: ${code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : (e as Error).message}`);
+    throw new CliError(`cannot read ${what} ${file}: ${readProblem(e)}`);
   }
 }
 

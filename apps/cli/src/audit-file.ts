@@ -74,7 +74,8 @@ function problemWith(value: unknown): string | null {
   return `${name} ${issue.message}`;
 }
 
-function readProblem(e: unknown): string {
+/** Why a file could not be read, in a few words. */
+export function readProblem(e: unknown): string {
   switch ((e as NodeJS.ErrnoException)?.code) {
     case "ENOENT":
       return "no such file";

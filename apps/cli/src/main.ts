@@ -18,7 +18,7 @@ import { openAdmin, receiptKeySources } from "./admin-client.ts";
 import { registerAuditCommands } from "./audit-commands.ts";
 import { type CliEnv, parseCliEnv } from "./env.ts";
 import { CliError, ExitStatus, reason } from "./errors.ts";
-import { formatTable } from "./output.ts";
+import { formatTable, print } from "./output.ts";
 import { registerReceiptCommands } from "./receipt-commands.ts";
 import { registerTeamsCommands } from "./teams-package.ts";
 
@@ -48,10 +48,6 @@ async function withAdmin<T>(fn: (ops: Awaited<ReturnType<typeof openAdmin>>["ops
     await session.close();
   }
 }
-
-const print = (v: unknown): void => {
-  process.stdout.write(`${typeof v === "string" ? v : JSON.stringify(v, null, 2)}\n`);
-};
 
 export function buildProgram(): Command {
   const program = new Command("countersign")

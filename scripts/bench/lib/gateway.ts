@@ -50,6 +50,10 @@ export async function startBenchGateway(opts: {
     COUNTERSIGN_POLICY_FILE: policyFile,
     COUNTERSIGN_CALLBACK_ALLOW: "http:127.0.0.1/32",
     COUNTERSIGN_RATE_LIMIT: "0",
+    // The waiters benchmark parks thousands of long-polls on one agent key, which the
+    // per-key long-poll limits refuse by design (429); 0 turns them off, as for intake.
+    COUNTERSIGN_WAIT_RATE_LIMIT: "0",
+    COUNTERSIGN_WAIT_MAX_OPEN: "0",
     ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
     ...opts.env,
   };
