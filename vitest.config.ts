@@ -3,11 +3,20 @@ import { defineConfig } from "vitest/config";
 // Three tiers kept apart (plus the fault suite): unit tests are pure and colocated;
 // integration tests hit a real database (PGlite and PostgreSQL); e2e and fault tests
 // boot the real gateway process.
+//
+// Tests import the workspace packages' sources (the "source" export condition); the
+// tiers that spawn processes boot the compiled build, which build.ts compiles first.
+// Vite's own defaults follow "source", since setting conditions replaces them.
+const conditions = ["source", "module", "node", "development|production"];
+const source = { resolve: { conditions }, ssr: { resolve: { conditions } } };
+
 export default defineConfig({
+  ...source,
   test: {
     projects: [
-      { test: { name: "unit", include: ["packages/*/src/**/*.test.ts", "apps/*/src/**/*.test.ts"] } },
+      { ...source, test: { name: "unit", include: ["packages/*/src/**/*.test.ts", "apps/*/src/**/*.test.ts"] } },
       {
+        ...source,
         test: {
           name: "integration",
           include: ["packages/*/test/**/*.int.test.ts", "apps/*/test/**/*.int.test.ts"],
@@ -17,19 +26,21 @@ export default defineConfig({
         },
       },
       {
+        ...source,
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts", "packages/sdk/test/**/*.test.ts"],
-          globalSetup: ["test/support/pg-global-setup.ts"],
+          globalSetup: ["test/support/build.ts", "test/support/pg-global-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
       },
       {
+        ...source,
         test: {
           name: "faults",
           include: ["test/faults/**/*.test.ts"],
-          globalSetup: ["test/support/pg-global-setup.ts"],
+          globalSetup: ["test/support/build.ts", "test/support/pg-global-setup.ts"],
           testTimeout: 600_000,
           hookTimeout: 120_000,
           fileParallelism: false,

@@ -4,12 +4,12 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { buildProgram, run } from "../../apps/cli/src/main.ts";
+import { CLI_MAIN } from "../support/build.ts";
 import { tempDir } from "../support/db.ts";
 import { type GatewayProcess, ROOT, startGateway } from "../support/gateway.ts";
 
 const exec = promisify(execFile);
 type Command = ReturnType<typeof buildProgram>;
-const MAIN = join(ROOT, "apps/cli/src/main.ts");
 
 interface Result {
   code: number;
@@ -17,10 +17,10 @@ interface Result {
   stderr: string;
 }
 
-/** Runs the CLI as `pnpm countersign ...` does (tsx), with only the given environment. */
+/** Runs the CLI as `pnpm countersign ...` does (compiled), with only the given environment. */
 async function cli(env: Record<string, string>, ...args: string[]): Promise<Result> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", MAIN, ...args], {
+    const { stdout, stderr } = await exec(process.execPath, [CLI_MAIN, ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "test", ...env },
     });
@@ -269,7 +269,7 @@ describe("countersign CLI", () => {
 
     it("shows progress on a terminal", async () => {
       const out = join(gw.dataDir, "export.jsonl");
-      const cmd = `${process.execPath} --import tsx ${MAIN} audit export --out ${out}`;
+      const cmd = `${process.execPath} ${CLI_MAIN} audit export --out ${out}`;
       // `script` gives the command a pseudo-terminal, as an operator's shell would.
       const { stdout } = await exec("script", ["-qec", cmd, "/dev/null"], { cwd: ROOT, env: { PATH: process.env.PATH ?? "", ...env } });
       expect(stdout).toMatch(/exported \d+ events\./);

@@ -2,12 +2,13 @@ import { spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { GATEWAY_MAIN } from "../support/build.ts";
 import { tempDir } from "../support/db.ts";
 import { ROOT, startGateway } from "../support/gateway.ts";
 
 function runGateway(env: Record<string, string>, timeoutMs = 30_000): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "apps/gateway/src/main.ts")], {
+    const child = spawn(process.execPath, [GATEWAY_MAIN], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? "", NODE_ENV: "test", PORT: "0", LOG_FORMAT: "json", ...env },
     });

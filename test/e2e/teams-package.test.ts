@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildTeamsManifest, type TeamsPackageOptions } from "../../apps/cli/src/teams-package.ts";
+import { CLI_MAIN } from "../support/build.ts";
 import { tempDir } from "../support/db.ts";
 import { ROOT } from "../support/gateway.ts";
 
@@ -14,7 +15,7 @@ const APP_ID = "0B5E0C3C-5D0E-4B8A-9D77-3F0B5C1A2E10";
 
 function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "apps/cli/src/main.ts"), ...args], {
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     });

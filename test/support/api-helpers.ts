@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { type AuditEventRecord, type LogVerdict, LogVerifier } from "@countersign/core";
 import { expect } from "vitest";
 import { openAdmin } from "../../apps/cli/src/admin-client.ts";
 import { parseEnv } from "../../apps/gateway/src/env.ts";
+import { CLI_MAIN } from "./build.ts";
 import { type GatewayProcess, ROOT } from "./gateway.ts";
 
 /**
@@ -136,10 +136,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real CLI (`node --import tsx apps/cli/src/main.ts ...`) with the given environment. */
+/** Runs the real, compiled CLI (`node apps/cli/dist/main.js ...`) with the given environment. */
 export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "apps/cli/src/main.ts"), ...args], {
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NODE_ENV: "test", ...env },
       stdio: ["ignore", "pipe", "pipe"],

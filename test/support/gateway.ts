@@ -5,10 +5,10 @@ import { fileURLToPath } from "node:url";
 import { openAdmin } from "../../apps/cli/src/admin-client.ts";
 import { parseEnv } from "../../apps/gateway/src/env.ts";
 import type { CreatedKey } from "../../packages/services/src/index.ts";
+import { GATEWAY_MAIN } from "./build.ts";
 import { type Engine, freshPostgresUrl, tempDir } from "./db.ts";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const MAIN = join(ROOT, "apps/gateway/src/main.ts");
 
 export interface GatewayProcess {
   url: string;
@@ -70,7 +70,7 @@ process.once("exit", () => {
   for (const c of live) c.kill("SIGKILL");
 });
 
-/** Boots the real gateway as a child process (tsx), on a temp data dir and a fresh database. */
+/** Boots the real, compiled gateway as a child process, on a temp data dir and a fresh database. */
 export async function startGateway(opts: StartGatewayOptions = {}): Promise<GatewayProcess> {
   const data = tempDir("cs-gw-");
   let dropDb: (() => Promise<void>) | undefined;
@@ -102,7 +102,7 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Gate
   }
   const logs: string[] = [];
   const spawnIt = () => {
-    const c = spawn(process.execPath, ["--import", "tsx", MAIN], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    const c = spawn(process.execPath, [GATEWAY_MAIN], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     live.add(c);
     c.once("exit", () => live.delete(c));
     return c;

@@ -8,7 +8,8 @@ import { parseEnv } from "../../../apps/gateway/src/env.ts";
 import type { CreatedKey } from "../../../packages/services/src/index.ts";
 
 export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const MAIN = join(ROOT, "apps/gateway/src/main.ts");
+// The compiled gateway, as `pnpm start` runs it (`pnpm bench` builds first).
+const MAIN = join(ROOT, "apps/gateway/dist/main.js");
 
 export interface BenchGateway {
   url: string;
@@ -58,7 +59,7 @@ export async function startBenchGateway(opts: {
     ...opts.env,
   };
   const logs: string[] = [];
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", MAIN], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   child.stderr?.on("data", (c: Buffer) => logs.push(c.toString()));
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`gateway did not start in 90 s:\n${logs.join("")}`)), 90_000);
