@@ -65,7 +65,7 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
 
   const cleanups: (() => Promise<void> | void)[] = [releaseLock];
   try {
-    const db = await openDatabase(dbConfig);
+    const db = await openDatabase(dbConfig, { onProgress: (m) => log.info(m) });
     cleanups.unshift(() => db.close());
     if (db.kind === "pglite") {
       log.info("using the embedded database (PGlite); it does not fsync, so use PostgreSQL where power-loss durability matters", { dataDir: db.location });

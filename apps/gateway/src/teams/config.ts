@@ -1,7 +1,5 @@
 import { EnvError, type EnvProblem } from "@countersign/config";
-import { ConfigurationBotFrameworkAuthentication } from "botbuilder";
 import type { GatewayEnv } from "../env.ts";
-import { ClientCredentialsFactory } from "./credentials.ts";
 
 export interface TeamsSettings {
   /** "emulator": TEAMS_DEV_NO_AUTH, no app id and no JWT checks. */
@@ -15,7 +13,10 @@ export interface TeamsSettings {
   sovereign: boolean;
   /** True when outbound tokens come from a plain-http loopback login endpoint (tests only). */
   testCredentials: boolean;
-  auth: ConfigurationBotFrameworkAuthentication;
+  /** botbuilder's configuration keys; teams/index.ts turns them into its authentication (botbuilder loads only then). */
+  botConfig: Record<string, string>;
+  /** Only for testCredentials: the bot's client secret, used against the loopback login endpoint. */
+  appPassword: string;
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
@@ -77,10 +78,15 @@ export function teamsSettings(env: GatewayEnv): TeamsSettings | null {
       OAuthUrl: env.TEAMS_OAUTH_API_URL,
     });
   }
-  const auth = testCredentials
-    ? new ConfigurationBotFrameworkAuthentication(config, new ClientCredentialsFactory(appId, env.TEAMS_APP_PASSWORD ?? ""))
-    : new ConfigurationBotFrameworkAuthentication(config);
-
   const tenantId = env.TEAMS_APP_TENANT_ID ?? null;
-  return { mode: emulator ? "emulator" : "bot", appId, appType: env.TEAMS_APP_TYPE, tenantId, sovereign, testCredentials, auth };
+  return {
+    mode: emulator ? "emulator" : "bot",
+    appId,
+    appType: env.TEAMS_APP_TYPE,
+    tenantId,
+    sovereign,
+    testCredentials,
+    botConfig: config,
+    appPassword: env.TEAMS_APP_PASSWORD ?? "",
+  };
 }

@@ -1,9 +1,11 @@
 import type { Logger } from "@countersign/core";
 import { chatCards, type ServiceDeps, teamsConversations } from "@countersign/services";
+import { ConfigurationBotFrameworkAuthentication } from "botbuilder";
 import type { GatewayEnv } from "../env.ts";
 import type { ChatSurface } from "../surface.ts";
 import { CountersignTeamsBot } from "./bot.ts";
 import { teamsSettings } from "./config.ts";
+import { ClientCredentialsFactory } from "./credentials.ts";
 import { TeamsIdentity } from "./identity.ts";
 import { TeamsMessenger, teamsJobHandlers } from "./jobs.ts";
 import { GatewayCloudAdapter, teamsRoute } from "./route.ts";
@@ -29,7 +31,10 @@ export function buildTeamsSurface(env: GatewayEnv, deps: ServiceDeps, log: Logge
     teamsLog.warn("TEAMS_LOGIN_URL is a plain-http loopback endpoint: outbound Bot Framework tokens come from it (test-only setting)");
   }
 
-  const adapter = new GatewayCloudAdapter(settings.auth);
+  const auth = settings.testCredentials
+    ? new ConfigurationBotFrameworkAuthentication(settings.botConfig, new ClientCredentialsFactory(settings.appId, settings.appPassword))
+    : new ConfigurationBotFrameworkAuthentication(settings.botConfig);
+  const adapter = new GatewayCloudAdapter(auth);
   const cards = chatCards(deps.db);
   const conversations = teamsConversations(deps.db);
   const identity = new TeamsIdentity(log, { emulator: settings.mode === "emulator" });
