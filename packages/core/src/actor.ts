@@ -1,4 +1,7 @@
+import { SCOPES } from "./constants.ts";
 import { canonicalPrincipal, isValidPrincipal } from "./principal.ts";
+
+export { SCOPES };
 
 export type Surface = "api" | "slack" | "teams";
 
@@ -11,7 +14,6 @@ export type Actor =
   /** Someone a chat surface could not verify (a bot, a deleted or foreign account): only ever audited, never allowed to act. */
   | { type: "unverified"; surface: Surface; surfaceUserId: string };
 
-export const SCOPES = ["requests", "decisions", "admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /**

@@ -1,4 +1,6 @@
-export const REQUEST_STATUSES = ["pending", "approved", "denied", "expired", "cancelled"] as const;
+import { REQUEST_STATUSES } from "./constants.ts";
+
+export { REQUEST_STATUSES };
 export type RequestStatus = (typeof REQUEST_STATUSES)[number];
 export type TerminalStatus = Exclude<RequestStatus, "pending">;
 

@@ -4,6 +4,8 @@ import type { Channel, Effect, PolicyFile, Risk, Rule } from "./schema.ts";
 
 export const DEFAULT_EXPIRES_IN_SECONDS = 3600;
 export const MAX_EXPIRES_IN_SECONDS = 7 * 86400;
+/** The quorum of a require_approval rule that does not set `approvals`. */
+export const DEFAULT_APPROVALS = 1;
 
 export interface PolicySubject {
   action: string;
@@ -90,7 +92,7 @@ export function evaluatePolicy(policy: PolicyFile, s: PolicySubject, requestedEx
     ruleId: rule.id,
     approverGroups: approvers,
     eligible,
-    requiredApprovals: rule.approvals ?? 1,
+    requiredApprovals: rule.approvals ?? DEFAULT_APPROVALS,
     notify: (rule.notify ?? []).flatMap((name) => {
       const channel = Object.hasOwn(policy.channels, name) ? policy.channels[name] : undefined;
       return channel ? [{ name, channel }] : [];

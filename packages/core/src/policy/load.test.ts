@@ -64,6 +64,9 @@ function posOf(text: string, needle: string, occurrence = 1): { line: number; co
 
 const lines = (...ls: string[]) => `${ls.join("\n")}\n`;
 
+/** A policy of one rule (id `a`) with the given fields, each a line of the rule's mapping. */
+const ruleYaml = (...fields: string[]) => lines("version: 1", "rules:", "  - id: a", ...fields.map((f) => `    ${f}`));
+
 describe("parsePolicy: the example policy", () => {
   const policy = parsePolicy(EXAMPLE_POLICY, FILE);
 
@@ -201,15 +204,6 @@ describe("parsePolicy: errors carry YAML path, 1-based line/column and message",
     expect(p.path).toBe("rules[0].match.actions");
     expect(p.message).toContain('"actions"');
     expect(p.line).toBe(4);
-  });
-
-  it("bad effect", () => {
-    const text = lines("version: 1", "rules:", "  - id: a", "    effect: allow", "  - id: b", "    effect: approve");
-    const p = onlyProblem(text);
-    expect(p.path).toBe("rules[1].effect");
-    expect({ line: p.line, column: p.column }).toEqual(posOf(text, "approve"));
-    expect(p.line).toBe(6);
-    expect(p.message).toMatch(/require_approval/);
   });
 
   it("require_approval without approvers: reported at the rule, path names the missing key", () => {
@@ -358,18 +352,36 @@ describe("parsePolicy: errors carry YAML path, 1-based line/column and message",
     expect(p.message).toMatch(/rule ids use/);
   });
 
-  it("bad risk in match", () => {
-    const text = lines("version: 1", "rules:", "  - id: a", "    match: { risk: [low, extreme] }", "    effect: allow");
-    const p = onlyProblem(text);
-    expect(p.path).toBe("rules[0].match.risk");
-    expect(p.line).toBe(4);
+  const RISK_VALUES = "expected one of low, medium, high, critical";
+  it.each([
+    ["effect", ruleYaml("effect: approve"), "rules[0].effect", "approve", 'expected one of allow, deny, require_approval (got "approve")'],
+    ["a missing effect", ruleYaml("description: no effect"), "rules[0].effect", "id: a", "required: expected one of allow, deny, require_approval"],
+    [
+      "onExpire",
+      ruleYaml("effect: require_approval", "approvers: ['*']", "onExpire: never"),
+      "rules[0].onExpire",
+      "never",
+      'expected one of deny, expire (got "never")',
+    ],
+    ["default", lines("version: 1", "default: require_approval"), "default", "require_approval", 'expected one of allow, deny (got "require_approval")'],
+    ["a single risk", ruleYaml("match: { risk: extreme }", "effect: allow"), "rules[0].match.risk", "extreme", `${RISK_VALUES} (got "extreme")`],
+    [
+      "a risk list item, at the item",
+      ruleYaml("match:", "  risk:", "    - high", "    - 5", "effect: allow"),
+      "rules[0].match.risk[1]",
+      "5",
+      `${RISK_VALUES} (got 5)`,
+    ],
+  ])("bad enum value (%s) names the allowed values and the value given", (_, text, path, at, message) => {
+    expect(onlyProblem(text)).toEqual({ path, ...posOf(text, at), message });
   });
 
-  it("bad default", () => {
-    const text = lines("version: 1", "default: require_approval");
-    const p = onlyProblem(text);
-    expect(p.path).toBe("default");
-    expect({ line: p.line, column: p.column }).toEqual(posOf(text, "require_approval"));
+  it("one problem per bad item of a risk list", () => {
+    const text = ruleYaml("match: { risk: [extreme, high, severe] }", "effect: allow");
+    expect(policyError(text).problems).toEqual([
+      { path: "rules[0].match.risk[0]", ...posOf(text, "extreme"), message: `${RISK_VALUES} (got "extreme")` },
+      { path: "rules[0].match.risk[2]", ...posOf(text, "severe"), message: `${RISK_VALUES} (got "severe")` },
+    ]);
   });
 
   it("YAML syntax error: line of the offending token, empty path, no path prefix in message", () => {
@@ -450,6 +462,40 @@ describe("parsePolicy: errors carry YAML path, 1-based line/column and message",
     expect(byPath["rules[0].notify[0]"]!.line).toBe(8);
     expect(err.message.split("\n")).toHaveLength(2);
     for (const p of err.problems) expect(err.message).toContain(`${FILE}:${p.line}:${p.column}: ${p.path}: ${p.message}`);
+  });
+});
+
+describe("parsePolicy: a quorum its approvers cannot reach", () => {
+  /** Two overlapping groups (bob is in both, spelled differently) and one rule. */
+  const quorumYaml = (approvers: string, approvals: number) =>
+    lines(
+      "version: 1",
+      "groups:",
+      "  sre: [alice@example.com, Bob@Example.com]",
+      "  leads: [bob@example.com, carol@example.com]",
+      "rules:",
+      "  - id: a",
+      "    effect: require_approval",
+      `    approvers: ${approvers}`,
+      `    approvals: ${approvals}`,
+    );
+
+  it("is an error at `approvals` naming the count and the distinct people (case and +tag variants are one person)", () => {
+    const text = quorumYaml("[sre, leads, ALICE@example.com, alice+oncall@example.com]", 4);
+    expect(onlyProblem(text)).toEqual({
+      path: "rules[0].approvals",
+      ...posOf(text, "4"),
+      message:
+        'needs 4 distinct approvers but its approvers (group "sre", group "leads", alice@example.com and alice+oncall@example.com) ' +
+        "list only 3 people: alice@example.com (also listed as alice+oncall@example.com), bob@example.com, carol@example.com",
+    });
+  });
+
+  it.each([
+    ["[sre, leads]", 3],
+    ["[sre, '*']", 10],
+  ])("approvers %s with approvals %i load", (approvers, approvals) => {
+    expect(parsePolicy(quorumYaml(approvers, approvals)).rules[0]!.approvals).toBe(approvals);
   });
 });
 

@@ -50,21 +50,66 @@ export function parsePolicy(text: string, file = "<policy>"): PolicyFile {
       doc.errors.map((e) => ({ path: "", ...at(e.pos[0]), message: e.message.split("\n")[0] ?? e.message })),
     );
   }
-  const parsed = PolicyFile.safeParse(doc.toJS() ?? {});
+  const input: unknown = doc.toJS() ?? {};
+  const parsed = PolicyFile.safeParse(input);
   if (!parsed.success) {
     throw new PolicyError(
       file,
-      parsed.error.issues.map((issue) => locate(issue, doc, at)),
+      parsed.error.issues.flatMap(specific).map((issue) => locate(explain(issue, input), doc, at)),
     );
   }
   return normalize(parsed.data);
 }
 
-function locate(
-  issue: z.core.$ZodIssue,
-  doc: ReturnType<typeof parseDocument>,
-  at: (o: number | undefined) => { line: number; column: number },
-): PolicyProblem {
+type Issue = z.core.$ZodIssue;
+
+/**
+ * A one-or-many field (`risk: high` or `risk: [high, critical]`) fails as a union, which
+ * zod reports as a bare "Invalid input" holding each alternative's issues. Report the
+ * alternative that fits the value instead: one whose issues are not a type mismatch of
+ * the value itself, and of those the one that reaches deepest (into a list item). Its
+ * issues get the union's path prefixed. With no single best alternative the union issue
+ * stands.
+ */
+function specific(issue: Issue): Issue[] {
+  if (issue.code !== "invalid_union" || issue.errors.length === 0) return [issue];
+  const rank = (branch: Issue[]) => {
+    const mismatch = branch.some((i) => i.code === "invalid_type" && i.path.length === 0);
+    return (mismatch ? 0 : 1000) + Math.max(0, ...branch.map((i) => i.path.length));
+  };
+  const ranks = issue.errors.map(rank);
+  const top = Math.max(...ranks);
+  const best = issue.errors.filter((_, i) => ranks[i] === top);
+  if (best.length !== 1 || top < 1000) return [issue];
+  return (best[0] as Issue[]).flatMap((i) => specific({ ...i, path: [...issue.path, ...i.path] } as Issue));
+}
+
+/** The input value at `path`, and whether it is there at all. */
+function valueAt(input: unknown, path: readonly PropertyKey[]): { present: boolean; value?: unknown } {
+  let v = input;
+  for (const seg of path) {
+    if (v === null || typeof v !== "object" || !Object.hasOwn(v, seg)) return { present: false };
+    v = (v as Record<PropertyKey, unknown>)[seg];
+  }
+  return { present: true, value: v };
+}
+
+function shown(v: unknown): string {
+  if (Array.isArray(v)) return "a list";
+  if (v !== null && typeof v === "object") return "a mapping";
+  return JSON.stringify(v) ?? String(v);
+}
+
+/** Names the allowed values and the value given, for an enum or literal mismatch. */
+function explain(issue: Issue, input: unknown): Issue {
+  if (issue.code !== "invalid_value" || issue.values.length === 0) return issue;
+  const allowed = issue.values.map((v) => (typeof v === "string" ? v : shown(v)));
+  const expected = allowed.length === 1 ? `expected ${allowed[0]}` : `expected one of ${allowed.join(", ")}`;
+  const got = valueAt(input, issue.path as PropertyKey[]);
+  return { ...issue, message: got.present ? `${expected} (got ${shown(got.value)})` : `required: ${expected}` };
+}
+
+function locate(issue: Issue, doc: ReturnType<typeof parseDocument>, at: (o: number | undefined) => { line: number; column: number }): PolicyProblem {
   // An unknown key is reported at the key itself, not at the mapping that holds it.
   const path = [...(issue.path as PropertyKey[])];
   if (issue.code === "unrecognized_keys" && issue.keys.length > 0) {

@@ -1,8 +1,11 @@
 import { z } from "zod";
+import { RISKS } from "../constants.ts";
 import { parsePrincipal } from "../principal.ts";
 import { parseDuration } from "./duration.ts";
+import { DEFAULT_APPROVALS } from "./evaluate.ts";
+import { approverPeople, describeApprovers, distinctApprovers, listPeople } from "./lint.ts";
 
-export const RISKS = ["low", "medium", "high", "critical"] as const;
+export { RISKS };
 export const Risk = z.enum(RISKS);
 export type Risk = z.infer<typeof Risk>;
 
@@ -30,6 +33,8 @@ export const RuleMatch = z.strictObject({
 });
 export type RuleMatch = z.infer<typeof RuleMatch>;
 
+const Approvals = z.number().int().min(1).max(10);
+
 export const Effect = z.enum(["allow", "deny", "require_approval"]);
 export type Effect = z.infer<typeof Effect>;
 
@@ -40,7 +45,7 @@ export const Rule = z
     match: RuleMatch.optional(),
     effect: Effect,
     approvers: z.array(z.string().min(1)).min(1).optional(),
-    approvals: z.number().int().min(1).max(10).optional(),
+    approvals: Approvals.optional(),
     notify: z.array(z.string().min(1)).optional(),
     expiresIn: Duration.optional(),
     onExpire: z.enum(["deny", "expire"]).optional(),
@@ -87,6 +92,19 @@ export const PolicyFile = z
       r.notify?.forEach((c, j) => {
         if (!Object.hasOwn(p.channels, c)) ctx.addIssue({ code: "custom", path: ["rules", i, "notify", j], message: `unknown channel "${c}"` });
       });
+      // A quorum larger than the people who may approve can never be reached. (Not checked
+      // while approvers or approvals are themselves invalid: those are reported already.)
+      const needed = r.approvals ?? DEFAULT_APPROVALS;
+      if (r.effect === "require_approval" && r.approvers && r.approvers.length > 0 && Approvals.safeParse(needed).success) {
+        const people = approverPeople(r.approvers, p.groups);
+        if (people && needed > people.length) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["rules", i, r.approvals === undefined ? "approvers" : "approvals"],
+            message: `needs ${distinctApprovers(needed)} but its approvers (${describeApprovers(r.approvers, p.groups)}) list only ${listPeople(people)}`,
+          });
+        }
+      }
     });
   });
 export type PolicyFile = z.infer<typeof PolicyFile>;

@@ -1,4 +1,4 @@
-import { CHECKPOINT_JWS_TYPE, CountersignError, type DerivedRequest, type LogVerdict, LogVerifier } from "@countersign/core";
+import { CHECKPOINT_JWS_TYPE, CountersignError, DEFAULT_MAX_UNSEALED_AGE_MS, type DerivedRequest, type LogVerdict, LogVerifier } from "@countersign/core";
 import type { Database } from "@countersign/db";
 import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from "jose";
 import type { ServiceCall } from "../context.ts";
@@ -20,7 +20,7 @@ export interface VerifyInput {
   anchors?: Anchor[] | undefined;
 }
 
-export const DEFAULT_MAX_UNSEALED_AGE_MS = 60_000;
+export { DEFAULT_MAX_UNSEALED_AGE_MS };
 
 /** Verifies compact JWS checkpoints against a key set, returning the payload text. */
 export function checkpointSignatureVerifier(jwks: JSONWebKeySet): (jws: string) => Promise<string | null> {
