@@ -65,8 +65,8 @@ function commandPaths(cmd: Command, prefix: string[] = []): string[][] {
   });
 }
 
-/** Commands whose output is not data: a running server, and a stream of JSON Lines or a file. */
-const NOT_DATA = new Set(["start", "audit export", "teams package"]);
+/** Commands whose output is not data: a running server, and a file. */
+const NOT_DATA = new Set(["start", "teams package"]);
 
 describe("countersign CLI", () => {
   describe("every command", () => {
@@ -133,6 +133,8 @@ describe("countersign CLI", () => {
       expect(exported.stderr).toBe(""); // piped: no progress
       const lines = exported.stdout.trim().split("\n");
       expect(lines.map((l) => JSON.parse(l).type)).toEqual(["key.created", "key.revoked"]);
+      // The export is JSON Lines either way; --json is accepted like everywhere else.
+      expect((await inProcess(env, "audit", "export", "--json")).stdout).toBe(exported.stdout);
 
       const file = join(t.dir, "audit.jsonl");
       writeFileSync(file, exported.stdout);
@@ -168,6 +170,25 @@ describe("countersign CLI", () => {
       const badEnv = await inProcess({ ...env, DATABASE_POOL_SIZE: "lots" }, "keys", "list");
       expect(badEnv.code).toBe(1);
       expect(badEnv.stderr).toMatch(/^countersign: invalid configuration: DATABASE_POOL_SIZE: .+\n$/);
+      // With --json the error is JSON too, on stderr, and stdout stays empty; usage errors included.
+      const asJson = [
+        await inProcess(errEnv, "requests", "show", "req_01ARZ3NDEKTSV4RRFFQ69G5FAV", "--json"),
+        await inProcess(errEnv, "requests", "list", "--limit", "0", "--json"),
+        await inProcess({ ...env, DATABASE_POOL_SIZE: "lots" }, "keys", "list", "--json"),
+      ];
+      expect(asJson.map((r) => ({ code: r.code, stdout: r.stdout, error: JSON.parse(r.stderr).error }))).toEqual([
+        { code: 1, stdout: "", error: { code: "not_found", message: "no request req_01ARZ3NDEKTSV4RRFFQ69G5FAV" } },
+        { code: 1, stdout: "", error: { code: "invalid_argument", message: expect.stringMatching(/--limit.*expected an integer from 1 to 200/) } },
+        {
+          code: 1,
+          stdout: "",
+          error: {
+            code: "invalid_configuration",
+            message: expect.stringMatching(/^invalid configuration: DATABASE_POOL_SIZE/),
+            errors: [expect.objectContaining({ path: "DATABASE_POOL_SIZE" })],
+          },
+        },
+      ]);
       // The binary exits with that status.
       expect(await cli(errEnv, "requests", "show", "req_01ARZ3NDEKTSV4RRFFQ69G5FAV")).toMatchObject({
         code: 1,
@@ -180,14 +201,31 @@ describe("countersign CLI", () => {
     const policyFile = join(ROOT, "examples/policy/countersign.yaml");
 
     it("checks a good file and explains which rule decides", async () => {
+      // Its channels are Slack and Teams ones: without those surfaces configured, each is a warning (exit 0).
       const ok = await inProcess({}, "policy", "check", policyFile);
-      expect(ok).toMatchObject({ code: 0, stdout: expect.stringMatching(/countersign\.yaml: ok \(3 rules, 2 groups, 2 channels\)/) });
+      expect(ok).toMatchObject({ code: 0, stdout: expect.stringMatching(/countersign\.yaml: ok \(3 rules, 2 groups, 2 channels, 2 warning\(s\)\)\n$/) });
+      expect(ok.stderr.trimEnd().split("\n")).toEqual([
+        expect.stringMatching(
+          /countersign\.yaml: warning: channels\.ops\.slack: channel "ops" has a Slack destination but Slack is not configured.*SLACK_BOT_TOKEN/,
+        ),
+        expect.stringMatching(
+          /countersign\.yaml: warning: channels\.sec\.teams: channel "sec" has a Teams destination but Microsoft Teams is not configured.*TEAMS_APP_ID/,
+        ),
+      ]);
+      const configured = await inProcess(
+        { SLACK_BOT_TOKEN: "xoxb-1", TEAMS_APP_ID: "00000000-0000-0000-0000-000000000001" },
+        "policy",
+        "check",
+        policyFile,
+        "--json",
+      );
+      expect({ stderr: configured.stderr, ...JSON.parse(configured.stdout) }).toMatchObject({ stderr: "", ok: true, rules: 3, warnings: [] });
       const explained = await inProcess({}, "policy", "explain", "--action", "iam.role.attach", "--environment", "production", "--file", policyFile, "--json");
       expect(JSON.parse(explained.stdout)).toMatchObject({
         ruleId: "prod-iam",
         effect: "require_approval",
         requiredApprovals: 2,
-        eligible: ["carol@example.com", "dan@example.com"],
+        eligible: ["carol@example.com", "dan@example.com", "erin@example.com"],
         onExpire: "deny",
       });
       const text = await inProcess({}, "policy", "explain", "--action", "logs.read", "--file", policyFile);

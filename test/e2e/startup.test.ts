@@ -1,10 +1,53 @@
-import { spawn } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { runCli } from "../support/api-helpers.ts";
 import { GATEWAY_MAIN } from "../support/build.ts";
 import { tempDir } from "../support/db.ts";
 import { ROOT, startGateway } from "../support/gateway.ts";
+
+/** A TCP port that nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const lockHolder = (dataDir: string): string | undefined => {
+  try {
+    return (JSON.parse(readFileSync(join(dataDir, "gateway.lock"), "utf8")) as { role: string }).role;
+  } catch {
+    return undefined;
+  }
+};
+
+/** The gateway as `pnpm start` runs it, in the background, with its output collected. */
+function spawnGateway(env: Record<string, string>): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [GATEWAY_MAIN], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? "", NODE_ENV: "test", PORT: "0", LOG_FORMAT: "json", ...env },
+  });
+  let out = "";
+  child.stdout.on("data", (c) => {
+    out += c;
+  });
+  child.stderr.on("data", (c) => {
+    out += c;
+  });
+  return { child, out: () => out, exited: new Promise((r) => child.once("exit", (code) => r(code))) };
+}
 
 function runGateway(env: Record<string, string>, timeoutMs = 30_000): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -109,6 +152,142 @@ describe("gateway start-up", () => {
       expect(second.out).toMatch(/cannot start: the gateway \(pid \d+\) has the embedded database open/);
       // The first gateway is unharmed.
       expect((await gw.api("/readyz")).status).toBe(200);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  describe("a database it cannot use is one line that names DATABASE_URL, exit 1", () => {
+    const pgUrl = inject("pgUrl");
+    const withPath = (db: string, user?: string) => {
+      const u = new URL(pgUrl ?? "postgresql://postgres@127.0.0.1:5432/test");
+      u.pathname = `/${db}`;
+      if (user) u.username = user;
+      return u.toString();
+    };
+    const cases: [string, () => Promise<string>, RegExp, boolean][] = [
+      [
+        "nothing listening",
+        async () => `postgresql://postgres@127.0.0.1:${await closedPort()}/test`,
+        /nothing accepts connections at 127\.0\.0\.1:\d+; start PostgreSQL/,
+        false,
+      ],
+      ["unknown host", async () => "postgresql://postgres@no-such-host.invalid:5432/test", /the host "no-such-host\.invalid" cannot be resolved/, false],
+      ["missing database", async () => withPath("cs_no_such_db"), /database "cs_no_such_db" does not exist on .*; create it \(createdb/, true],
+      ["unknown user", async () => withPath("test", "cs_no_such_role"), /refused user "cs_no_such_role" \(role "cs_no_such_role" does not exist\)/, true],
+    ];
+    it.each(cases)("%s", async (_name, url, message, needsServer) => {
+      if (needsServer && !pgUrl) return;
+      const r = await runGateway({ DATABASE_URL: await url() });
+      expect(r.code).toBe(1);
+      const errors = r.out.split("\n").filter((l) => l && !l.startsWith("{"));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(/^countersign: cannot start: DATABASE_URL: /);
+      expect(errors[0]).toMatch(message);
+      expect(r.out).not.toMatch(/\n\s+at /);
+    });
+  });
+
+  it("a busy PORT is one line, and nothing was touched: the embedded database was never created", async () => {
+    const busy: Server = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", () => r()));
+    const port = (busy.address() as { port: number }).port;
+    const t = tempDir();
+    dirs.push(t);
+    try {
+      const r = await runGateway({ COUNTERSIGN_DATA_DIR: join(t.dir, "data"), HOST: "127.0.0.1", PORT: String(port) });
+      expect(r.code).toBe(1);
+      expect(r.out.split("\n").filter((l) => l && !l.startsWith("{"))).toEqual([
+        `countersign: cannot start: PORT ${port} is already in use on 127.0.0.1; stop the process that has it, or set PORT to a free port (PORT=0 picks one)`,
+      ]);
+      expect(existsSync(join(t.dir, "data"))).toBe(false);
+    } finally {
+      busy.close();
+    }
+  });
+
+  it("HOST must be an address or a host name", async () => {
+    const r = await runGateway({ HOST: "1.2.3.4.5" });
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("HOST: must be an IP address of this machine (127.0.0.1, 0.0.0.0, ::) or a host name");
+  });
+
+  it("no start-up race on the embedded database: a starting gateway waits for a short CLI command, and a CLI command waits for a starting gateway", async () => {
+    const t = tempDir();
+    dirs.push(t);
+    const env = { COUNTERSIGN_DATA_DIR: join(t.dir, "data") };
+    // The CLI creates the database on a fresh directory, so it holds the lock for a while.
+    const first = runCli(["keys", "list", "--json"], env);
+    await until("the CLI to take the lock", () => lockHolder(env.COUNTERSIGN_DATA_DIR) === "cli");
+    const gw = spawnGateway(env);
+    try {
+      expect((await first).code).toBe(0);
+      await until("the gateway to listen", () => /listening on/.test(gw.out()), 60_000);
+      expect(gw.out()).toMatch(/waiting for a countersign command \(pid \d+\) to close the embedded database/);
+    } finally {
+      gw.child.kill("SIGTERM");
+      await gw.exited;
+    }
+
+    // And the other way round: a gateway that has the lock but is still starting.
+    const fresh = { COUNTERSIGN_DATA_DIR: join(t.dir, "data2") };
+    const gw2 = spawnGateway(fresh);
+    try {
+      await until("the gateway to take the lock", () => lockHolder(fresh.COUNTERSIGN_DATA_DIR) === "gateway");
+      const socketWasUp = existsSync(join(fresh.COUNTERSIGN_DATA_DIR, "admin.sock"));
+      const r = await runCli(["keys", "list", "--json"], fresh);
+      expect({ code: r.code, stderr: r.stderr, socketWasUp }).toEqual({ code: 0, stderr: "", socketWasUp: false });
+      expect(JSON.parse(r.stdout)).toEqual([]);
+    } finally {
+      gw2.child.kill("SIGTERM");
+      expect(await gw2.exited).toBe(0);
+    }
+  });
+
+  it("Ctrl-C on `pnpm start` is a clean shutdown: exit 0, no ELIFECYCLE", async () => {
+    const t = tempDir();
+    dirs.push(t);
+    // detached: its own process group, so a SIGINT to the group is what a terminal's Ctrl-C sends.
+    const child = spawn("pnpm", ["start"], {
+      cwd: ROOT,
+      detached: true,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", PORT: "0", COUNTERSIGN_DATA_DIR: join(t.dir, "data"), TURBO_TELEMETRY_DISABLED: "1" },
+    });
+    let out = "";
+    child.stdout.on("data", (c) => {
+      out += c;
+    });
+    child.stderr.on("data", (c) => {
+      out += c;
+    });
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    await until("the gateway to listen", () => /listening on/.test(out), 90_000);
+    process.kill(-(child.pid as number), "SIGINT");
+    expect(await exited).toBe(0);
+    expect(out).toContain("received SIGINT; shutting down");
+    expect(out).not.toContain("ELIFECYCLE");
+  });
+
+  it("warns at start and in /readyz about channels whose surface is not configured", async () => {
+    const gw = await startGateway({ engine: "pglite", policy: readFileSync(join(ROOT, "examples/policy/countersign.yaml"), "utf8") });
+    try {
+      const warned = gw.logs
+        .join("")
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { level: string; message: string })
+        .filter((l) => l.level === "warn" && l.message.startsWith("policy: "))
+        .map((l) => l.message);
+      expect(warned).toEqual([
+        expect.stringMatching(/^policy: channels\.ops\.slack: channel "ops" has a Slack destination but Slack is not configured/),
+        expect.stringMatching(/^policy: channels\.sec\.teams: channel "sec" has a Teams destination but Microsoft Teams is not configured/),
+      ]);
+      const ready = await gw.api("/readyz");
+      expect(ready.status).toBe(200);
+      expect(((await ready.json()) as { policyWarnings: { path: string }[] }).policyWarnings.map((w) => w.path)).toEqual([
+        "channels.ops.slack",
+        "channels.sec.teams",
+      ]);
     } finally {
       await gw.stop();
     }

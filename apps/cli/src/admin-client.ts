@@ -1,7 +1,7 @@
 import { request } from "node:http";
 import { join, resolve } from "node:path";
 import { CountersignError, type ErrorCode } from "@countersign/core";
-import { acquireDataDirLock, type Database, databaseConfigFrom, openDatabase, readLock } from "@countersign/db";
+import { acquireDataDirLock, type Database, DataDirLockedError, databaseConfigFrom, openDatabase, readLock } from "@countersign/db";
 import { type AdminOps, adminOps, createCallbackGuard, type ExportLine, publicReceiptKeys, type ServiceDeps } from "@countersign/services";
 import type { CliEnv } from "./env.ts";
 
@@ -137,7 +137,15 @@ export async function openAdmin(env: CliEnv): Promise<AdminSession> {
       await waitForSocket(holder.socket, holder.pid);
       return { ops: socketOps(holder.socket), via: "gateway", close: async () => {} };
     }
-    const release = acquireDataDirLock(dataDir, { role: "cli" });
+    let release: () => void;
+    try {
+      release = acquireDataDirLock(dataDir, { role: "cli" });
+    } catch (e) {
+      // A gateway took the lock between readLock and here: it is starting, so wait for its socket.
+      if (!(e instanceof DataDirLockedError) || e.holder.role !== "gateway" || !e.holder.socket) throw e;
+      await waitForSocket(e.holder.socket, e.holder.pid);
+      return { ops: socketOps(e.holder.socket), via: "gateway", close: async () => {} };
+    }
     try {
       const db = await openDatabase(config);
       // Operator commands on a fresh data directory should just work, as the gateway would;

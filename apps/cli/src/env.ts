@@ -1,4 +1,4 @@
-import { DatabaseEnv, parseEnv } from "@countersign/config";
+import { bool, DatabaseEnv, parseEnv } from "@countersign/config";
 import { CallbackAllowSpec, ReceiptKeySpec } from "@countersign/services";
 import { z } from "zod";
 
@@ -14,6 +14,10 @@ export const CliEnv = z.object({
   // Checked by `teams package`, which explains what each must be.
   COUNTERSIGN_PUBLIC_URL: z.string().optional(),
   TEAMS_APP_ID: z.string().optional(),
+  // Whether Slack and Teams are configured, as the gateway decides it: `policy check` warns
+  // about channels the gateway could not reach.
+  SLACK_BOT_TOKEN: z.string().optional(),
+  TEAMS_DEV_NO_AUTH: bool.default(false),
 });
 export type CliEnv = z.infer<typeof CliEnv>;
 

@@ -1,26 +1,21 @@
 #!/usr/bin/env -S npx tsx
 import { resolve } from "node:path";
-import {
-  BUILTIN_POLICY,
-  evaluatePolicy,
-  loadPolicyFile,
-  PolicyError,
-  type PolicyFile,
-  parsePrincipal,
-  REQUEST_STATUSES,
-  RISKS,
-  SCOPES,
-} from "@countersign/core";
-import { publicReceiptKeys } from "@countersign/services";
+import type { PolicyFile } from "@countersign/core";
+import { REQUEST_STATUSES, RISKS, SCOPES } from "@countersign/core/constants";
+import type { AdminOps } from "@countersign/services";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { JSONWebKeySet } from "jose";
-import { openAdmin, receiptKeySources } from "./admin-client.ts";
 import { registerAuditCommands } from "./audit-commands.ts";
-import { type CliEnv, parseCliEnv } from "./env.ts";
-import { CliError, ExitStatus, reason } from "./errors.ts";
+import type { CliEnv } from "./env.ts";
+import { CliError, ExitStatus } from "./errors.ts";
 import { formatTable, print } from "./output.ts";
 import { registerReceiptCommands } from "./receipt-commands.ts";
 import { registerTeamsCommands } from "./teams-package.ts";
+
+// Only commander and this file's own definitions load before the arguments are parsed:
+// `--help` and `-V` answer at once, and each command imports what it needs (the core,
+// Prisma, the services) when it runs.
+const core = () => import("@countersign/core");
 
 function intArg(min: number, max: number) {
   return (value: string): number => {
@@ -30,18 +25,15 @@ function intArg(min: number, max: number) {
   };
 }
 
-/** Policy problems, one per line, as `file:line:column: path: message` (editors can jump to them). */
-function policyProblems(e: PolicyError): string[] {
-  return e.problems.map((p) => (p.line > 0 ? `${e.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}` : `${e.file}: ${p.message}`));
-}
-
 /** The environment as it is now: each command parses it once, when it runs (tests run several in one process). */
-function env(): CliEnv {
+async function env(): Promise<CliEnv> {
+  const { parseCliEnv } = await import("./env.ts");
   return parseCliEnv(process.env);
 }
 
-async function withAdmin<T>(fn: (ops: Awaited<ReturnType<typeof openAdmin>>["ops"]) => Promise<T>): Promise<T> {
-  const session = await openAdmin(env());
+async function withAdmin<T>(fn: (ops: AdminOps) => Promise<T>): Promise<T> {
+  const { openAdmin } = await import("./admin-client.ts");
+  const session = await openAdmin(await env());
   try {
     return await fn(session.ops);
   } finally {
@@ -49,12 +41,17 @@ async function withAdmin<T>(fn: (ops: Awaited<ReturnType<typeof openAdmin>>["ops
   }
 }
 
-export function buildProgram(): Command {
+/** `jsonErrors`: the command line asked for --json, so usage errors are JSON as well. */
+export function buildProgram({ jsonErrors = false }: { jsonErrors?: boolean } = {}): Command {
+  const usage = (str: string) => `${str.replace(/^error: /, "").trim()} (see --help)`;
   const program = new Command("countersign")
     .description("Countersign: action-level approvals for agents, pipelines and scripts")
     .version("0.1.0")
     // Usage errors are one line too: "countersign: <reason> (see --help)". Inherited by every subcommand.
-    .configureOutput({ outputError: (str, write) => write(`countersign: ${str.replace(/^error: /, "").trim()} (see --help)\n`) })
+    .configureOutput({
+      outputError: (str, write) =>
+        write(jsonErrors ? `${JSON.stringify({ error: { code: "invalid_argument", message: usage(str) } })}\n` : `countersign: ${usage(str)}\n`),
+    })
     .exitOverride();
 
   program
@@ -94,7 +91,7 @@ export function buildProgram(): Command {
       if (scopes.length === 0 || unknown.length > 0) {
         throw new CliError(`--scopes: ${unknown.length ? `unknown scope ${unknown.map((s) => `"${s}"`).join(", ")}` : "none given"}; use ${SCOPES.join(", ")}`);
       }
-      const owner = parsePrincipal(o.owner);
+      const owner = (await core()).parsePrincipal(o.owner);
       if (!owner.ok) throw new CliError(`--owner: ${owner.message}`);
       const k = await withAdmin((ops) => ops.createKey({ name: o.name, owner: o.owner, scopes }));
       if (o.json) return print(k);
@@ -148,9 +145,10 @@ export function buildProgram(): Command {
     });
 
   const policy = program.command("policy").description("check and explain policy files");
-  const loadPolicyArg = (file?: string): { policy: PolicyFile; source: string } => {
+  const loadPolicyArg = async (file?: string): Promise<{ policy: PolicyFile; source: string }> => {
+    const { BUILTIN_POLICY, loadPolicyFile, PolicyError } = await core();
     if (file) return { policy: loadPolicyFile(resolve(file)), source: resolve(file) };
-    const e = env();
+    const e = await env();
     const f = resolve(e.COUNTERSIGN_POLICY_FILE ?? "countersign.yaml");
     try {
       return { policy: loadPolicyFile(f), source: f };
@@ -165,19 +163,26 @@ export function buildProgram(): Command {
     .command("check [file]")
     .description("validate a policy file (default: COUNTERSIGN_POLICY_FILE or ./countersign.yaml)")
     .option("--json", "print JSON")
-    .action((file: string | undefined, o: { json?: boolean }) => {
-      let loaded: ReturnType<typeof loadPolicyArg>;
+    .action(async (file: string | undefined, o: { json?: boolean }) => {
+      const { PolicyError } = await core();
+      let loaded: Awaited<ReturnType<typeof loadPolicyArg>>;
       try {
-        loaded = loadPolicyArg(file);
+        loaded = await loadPolicyArg(file);
       } catch (e) {
         if (!(e instanceof PolicyError)) throw e;
         if (o.json) print({ ok: false, source: e.file, problems: e.problems });
-        else process.stderr.write(`${policyProblems(e).join("\n")}\n`);
+        else process.stderr.write(`${(await import("./reason.ts")).policyProblems(e).join("\n")}\n`);
         throw new ExitStatus(1);
       }
       const { policy: p, source } = loaded;
-      if (o.json) return print({ ok: true, source, rules: p.rules.length, groups: Object.keys(p.groups).length, channels: Object.keys(p.channels).length });
-      print(`${source}: ok (${p.rules.length} rules, ${Object.keys(p.groups).length} groups, ${Object.keys(p.channels).length} channels)`);
+      const e = await env();
+      const warnings = (await core()).policyWarnings(p, { slack: Boolean(e.SLACK_BOT_TOKEN), teams: Boolean(e.TEAMS_APP_ID) || e.TEAMS_DEV_NO_AUTH });
+      const counts = { rules: p.rules.length, groups: Object.keys(p.groups).length, channels: Object.keys(p.channels).length };
+      if (o.json) return print({ ok: true, source, ...counts, warnings });
+      for (const w of warnings) process.stderr.write(`${source}: warning: ${w.path}: ${w.message}\n`);
+      print(
+        `${source}: ok (${counts.rules} rules, ${counts.groups} groups, ${counts.channels} channels${warnings.length ? `, ${warnings.length} warning(s)` : ""})`,
+      );
     });
   policy
     .command("explain")
@@ -188,9 +193,9 @@ export function buildProgram(): Command {
     .addOption(new Option("--risk <risk>").choices([...RISKS]))
     .option("--file <file>", "policy file")
     .option("--json", "print JSON")
-    .action((o: { action: string; environment?: string; resource?: string; risk?: (typeof RISKS)[number]; file?: string; json?: boolean }) => {
-      const { policy: p, source } = loadPolicyArg(o.file);
-      const d = evaluatePolicy(p, { action: o.action, environment: o.environment, resource: o.resource, risk: o.risk });
+    .action(async (o: { action: string; environment?: string; resource?: string; risk?: (typeof RISKS)[number]; file?: string; json?: boolean }) => {
+      const { policy: p, source } = await loadPolicyArg(o.file);
+      const d = (await core()).evaluatePolicy(p, { action: o.action, environment: o.environment, resource: o.resource, risk: o.risk });
       if (o.json) return print({ source, ...d });
       const lines = [`policy:     ${source}`, `rule:       ${d.ruleId ?? "(none matched: policy default)"}`, `effect:     ${d.effect}`];
       if (d.effect === "require_approval") {
@@ -254,7 +259,10 @@ export function buildProgram(): Command {
       print(lines.join("\n"));
     });
 
-  registerAuditCommands(program, withAdmin, () => ({ keys: publicReceiptKeys(receiptKeySources(env())) }) as JSONWebKeySet);
+  registerAuditCommands(program, withAdmin, async () => {
+    const [{ publicReceiptKeys }, { receiptKeySources }] = await Promise.all([import("@countersign/services"), import("./admin-client.ts")]);
+    return { keys: publicReceiptKeys(receiptKeySources(await env())) } as JSONWebKeySet;
+  });
 
   registerTeamsCommands(program, env);
   registerReceiptCommands(program, env);
@@ -263,15 +271,18 @@ export function buildProgram(): Command {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const json = argv.includes("--json");
+  const program = buildProgram({ jsonErrors: json });
   try {
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : e.exitCode || 1;
     if (e instanceof ExitStatus) return e.code;
-    if (e instanceof PolicyError) process.stderr.write(`${policyProblems(e).join("\n")}\n`);
-    else process.stderr.write(`countersign: ${reason(e)}\n`);
+    const { failure, failureText } = await import("./reason.ts");
+    // A script that asked for --json gets its error as JSON too (on stderr, so stdout holds only results).
+    if (json) process.stderr.write(`${JSON.stringify({ error: failure(e) })}\n`);
+    else process.stderr.write(`${failureText(e)}\n`);
     return 1;
   }
 }

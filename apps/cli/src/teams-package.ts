@@ -2,7 +2,6 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
-import JSZip from "jszip";
 import type { CliEnv } from "./env.ts";
 
 /** The Teams app template: manifest.template.json plus the two icons Teams requires. */
@@ -100,13 +99,14 @@ export async function buildTeamsPackage(
   dir = TEAMS_APP_DIR,
 ): Promise<Buffer> {
   const manifest = buildTeamsManifest(env, o, dir);
+  const { default: JSZip } = await import("jszip");
   const zip = new JSZip();
   zip.file("manifest.json", `${JSON.stringify(manifest, null, 2)}\n`);
   for (const icon of ["color.png", "outline.png"]) zip.file(icon, readFileSync(resolve(dir, icon)));
   return zip.generateAsync({ type: "nodebuffer", compression: "DEFLATE", platform: "UNIX" });
 }
 
-export function registerTeamsCommands(program: Command, env: () => CliEnv): void {
+export function registerTeamsCommands(program: Command, env: () => Promise<CliEnv>): void {
   const teams = program.command("teams").description("Microsoft Teams app");
   teams
     .command("package")
@@ -119,7 +119,7 @@ export function registerTeamsCommands(program: Command, env: () => CliEnv): void
     .option("--terms-url <url>", "https URL of the terms of use (default: the website)")
     .option("--app-version <semver>", "the package version; raise it for every upload", "1.0.0")
     .action(async (o: TeamsPackageOptions & { out: string }) => {
-      const zip = await buildTeamsPackage(env(), o);
+      const zip = await buildTeamsPackage(await env(), o);
       const out = resolve(o.out);
       writeFileSync(out, zip);
       process.stdout.write(`wrote ${out} (${zip.length} bytes): upload it in Teams under Apps > Manage your apps > Upload an app\n`);

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { bool, DatabaseEnv, type EnvProblem, isOn, parseEnv as parseWith } from "@countersign/config";
 import { CallbackAllowSpec, ReceiptKeySpec } from "@countersign/services";
 import { z } from "zod";
@@ -12,7 +13,15 @@ export { EnvError } from "@countersign/config";
  */
 export const GatewayEnv = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
-  HOST: z.string().default("127.0.0.1"),
+  HOST: z
+    .string()
+    .refine(
+      (h) =>
+        isIP(h) !== 0 ||
+        (!/^[\d.]+$/.test(h) && /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(h)),
+      "must be an IP address of this machine (127.0.0.1, 0.0.0.0, ::) or a host name",
+    )
+    .default("127.0.0.1"),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   ...DatabaseEnv,
   COUNTERSIGN_POLICY_FILE: z.string().optional(),

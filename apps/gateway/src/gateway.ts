@@ -1,8 +1,8 @@
 import { chmodSync, existsSync } from "node:fs";
 import { createServer, type RequestListener, type Server } from "node:http";
 import { join, resolve } from "node:path";
-import { BUILTIN_POLICY, type Logger, loadPolicyFile, type PolicyFile } from "@countersign/core";
-import { acquireDataDirLock, type Database, databaseConfigFrom, openDatabase, socketPath } from "@countersign/db";
+import { BUILTIN_POLICY, type Logger, loadPolicyFile, type PolicyFile, policyWarnings as policyWarningsFor } from "@countersign/core";
+import { acquireDataDirLock, type Database, DataDirLockedError, databaseConfigFrom, describeConnectFailure, openDatabase, socketPath } from "@countersign/db";
 import {
   adminOps,
   createCallbackGuard,
@@ -48,6 +48,45 @@ export function loadPolicy(env: GatewayEnv, log: Logger): { policy: PolicyFile; 
   return { policy: loadPolicyFile(file), source: file };
 }
 
+/** A start-up problem the user can fix, already worded as one line that names the setting. */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+function describeListenFailure(e: unknown, host: string, port: number): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE") return `PORT ${port} is already in use on ${host}; stop the process that has it, or set PORT to a free port (PORT=0 picks one)`;
+  if (code === "EACCES") return `PORT ${port} needs privileges this process does not have; set PORT to 1024 or above`;
+  if (code === "EADDRNOTAVAIL") return `HOST ${host} is not an address of this machine; use 127.0.0.1 (this machine only), 0.0.0.0 or :: (all interfaces)`;
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `HOST "${host}" cannot be resolved; set HOST to an IP address of this machine, such as 127.0.0.1`;
+  return `cannot listen on ${host}:${port} (HOST, PORT): ${(e as Error).message}`;
+}
+
+/** A database error at start-up, reworded when it is a connection problem the user can fix. */
+function connectFailure(e: unknown, config: ReturnType<typeof databaseConfigFrom>): unknown {
+  const why = config.kind === "postgres" ? describeConnectFailure(e, config.url) : undefined;
+  return why ? new StartupError(why, { cause: e }) : e;
+}
+
+/**
+ * Takes the embedded database's lock. A short CLI command (`keys list` run just after
+ * `pnpm start`) may hold it for a moment: wait for it, bounded, rather than fail.
+ */
+async function takeDataDirLock(dataDir: string, info: { role: "gateway"; socket: string }, log: Logger, timeoutMs = 60_000): Promise<() => void> {
+  const deadline = Date.now() + timeoutMs;
+  let said = false;
+  for (;;) {
+    try {
+      return acquireDataDirLock(dataDir, info);
+    } catch (e) {
+      if (!(e instanceof DataDirLockedError) || e.holder.role !== "cli" || Date.now() > deadline) throw e;
+      if (!said) log.info(`waiting for a countersign command (pid ${e.holder.pid}) to close the embedded database`, { lock: e.lockFile });
+      said = true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 export interface StartOptions {
   env: GatewayEnv;
   log?: Logger;
@@ -61,50 +100,55 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
   const dataDir = resolve(env.COUNTERSIGN_DATA_DIR);
   const dbConfig = databaseConfigFrom({ url: env.DATABASE_URL, dataDir });
   if (dbConfig.kind === "postgres") dbConfig.poolSize = env.DATABASE_POOL_SIZE;
-  const releaseLock = dbConfig.kind === "pglite" ? acquireDataDirLock(dataDir, { role: "gateway", socket: socketPath(dataDir) }) : () => {};
 
-  const cleanups: (() => Promise<void> | void)[] = [releaseLock];
+  // Bind the port before anything touches the data: a busy port then changes nothing. With
+  // PORT=0 the default public URL (and so the receipt issuer) must name the port actually
+  // bound. Until the app is ready, callers get a 503 rather than a refused connection.
+  let handler: RequestListener = (_req, res) => {
+    res.writeHead(503, { "content-type": "application/problem+json", "retry-after": "1" }).end(
+      JSON.stringify({
+        type: "https://countersign.dev/errors/service_unavailable",
+        title: "Service unavailable",
+        status: 503,
+        code: "service_unavailable",
+        detail: "The gateway is starting.",
+      }),
+    );
+  };
+  const server: Server = createServer((req, res) => handler(req, res));
+  await new Promise<void>((resolveListen, reject) => {
+    server.once("error", (e) => reject(new StartupError(describeListenFailure(e, env.HOST, env.PORT), { cause: e })));
+    server.listen(env.PORT, env.HOST, () => resolveListen());
+  });
+  // A slow client must not hold a connection: bound header and body time.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  const cleanups: (() => Promise<void> | void)[] = [
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  ];
   try {
-    const db = await openDatabase(dbConfig, { onProgress: (m) => log.info(m) });
+    if (dbConfig.kind === "pglite") {
+      cleanups.unshift(await takeDataDirLock(dataDir, { role: "gateway", socket: socketPath(dataDir) }, log));
+    }
+    const db = await openDatabase(dbConfig, { onProgress: (m) => log.info(m) }).catch((e: unknown) => {
+      throw connectFailure(e, dbConfig);
+    });
     cleanups.unshift(() => db.close());
     if (db.kind === "pglite") {
       log.info("using the embedded database (PGlite); it does not fsync, so use PostgreSQL where power-loss durability matters", { dataDir: db.location });
     } else {
       log.info("using PostgreSQL", { url: db.location });
     }
-    const migrated = await db.migrate();
+    const migrated = await db.migrate().catch((e: unknown) => {
+      throw connectFailure(e, dbConfig);
+    });
     if (migrated.applied.length) log.info("applied migrations", { applied: migrated.applied });
 
-    // Listen before anything else needs the port: with PORT=0 the default public URL (and so
-    // the receipt issuer) must name the port actually bound. Until the app is ready, callers
-    // get a 503 rather than a refused connection.
-    let handler: RequestListener = (_req, res) => {
-      res.writeHead(503, { "content-type": "application/problem+json", "retry-after": "1" }).end(
-        JSON.stringify({
-          type: "https://countersign.dev/errors/service_unavailable",
-          title: "Service unavailable",
-          status: 503,
-          code: "service_unavailable",
-          detail: "The gateway is starting.",
-        }),
-      );
-    };
-    const server: Server = createServer((req, res) => handler(req, res));
-    await new Promise<void>((resolveListen, reject) => {
-      server.once("error", reject);
-      server.listen(env.PORT, env.HOST, () => resolveListen());
-    });
-    // A slow client must not hold a connection: bound header and body time.
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 30_000;
-    server.keepAliveTimeout = 5_000;
-    cleanups.unshift(
-      () =>
-        new Promise<void>((r) => {
-          server.close(() => r());
-          server.closeAllConnections();
-        }),
-    );
     const bound = server.address();
     const boundPort = typeof bound === "object" && bound ? bound.port : env.PORT;
     const publicUrl = (env.COUNTERSIGN_PUBLIC_URL ?? `http://localhost:${boundPort}`).replace(/\/$/, "");
@@ -132,6 +176,8 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       events: metrics.observe,
     };
     log.info("policy loaded", { source, rules: policy.rules.length });
+    const policyWarnings = policyWarningsFor(policy, surfaceFlags);
+    for (const w of policyWarnings) log.warn(`policy: ${w.path}: ${w.message}`, { source });
     // The evidence says which policy and which signing key were in force, from when.
     await recordStartup({ ctx: systemCtx(deps, "gateway"), input: { policySource: source, policy, signingKid: receipts.kid } });
 
@@ -172,7 +218,7 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       ready: async () => {
         await db.ping();
         const pending = await db.pendingMigrations();
-        return { ok: pending.length === 0, detail: { database: db.kind, pendingMigrations: pending } };
+        return { ok: pending.length === 0, detail: { database: db.kind, pendingMigrations: pending, policyWarnings } };
       },
     });
 

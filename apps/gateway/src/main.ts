@@ -3,7 +3,7 @@ import { PolicyError } from "@countersign/core";
 import { DataDirLockedError } from "@countersign/db";
 import { toCountersignError } from "@countersign/services";
 import { parseEnv } from "./env.ts";
-import { startGateway } from "./gateway.ts";
+import { StartupError, startGateway } from "./gateway.ts";
 import { buildSurfaces } from "./surfaces.ts";
 import { teamsSettings } from "./teams/config.ts";
 
@@ -11,6 +11,7 @@ import { teamsSettings } from "./teams/config.ts";
 export function startupFailure(e: unknown): string {
   if (e instanceof EnvError) return `countersign: ${e.message}`;
   if (e instanceof PolicyError) return `countersign: invalid policy\n${e.message}`;
+  if (e instanceof StartupError) return `countersign: cannot start: ${e.message}`;
   if (e instanceof DataDirLockedError) return `countersign: cannot start: ${e.message} (lock: ${e.lockFile})`;
   const ce = toCountersignError(e);
   if (ce.code === "service_unavailable") {
@@ -30,14 +31,24 @@ export async function main(): Promise<void> {
     // configuration problem is reported before the database is opened.
     teamsSettings(env);
     const gw = await startGateway({ env, surfaces: (deps, log) => buildSurfaces(env, deps, log) });
+    // Ctrl-C under `pnpm start` delivers SIGINT twice: the terminal signals the whole
+    // process group, and pnpm forwards it to its child too. The repeat must not kill the
+    // shutdown halfway (exit 130, and pnpm's "Command failed"); a second signal a user
+    // sends deliberately, after a moment, still forces the exit.
+    let stoppingSince: number | undefined;
     const shutdown = (signal: string) => {
+      if (stoppingSince !== undefined) {
+        if (Date.now() - stoppingSince > 1_000) process.exit(1);
+        return;
+      }
+      stoppingSince = Date.now();
       gw.log.info(`received ${signal}; shutting down`);
       const force = setTimeout(() => process.exit(1), 10_000);
       force.unref();
       void gw.stop().then(() => process.exit(0));
     };
-    process.once("SIGTERM", () => shutdown("SIGTERM"));
-    process.once("SIGINT", () => shutdown("SIGINT"));
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGINT", () => shutdown("SIGINT"));
   } catch (e) {
     console.error(startupFailure(e));
     if (debug) console.error(e);

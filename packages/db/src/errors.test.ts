@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { classifyDatabaseError } from "./errors.ts";
+import { classifyDatabaseError, describeConnectFailure } from "./errors.ts";
 
 // The shapes below are the ones Prisma 7, its driver adapters and node-postgres throw.
 describe("classifyDatabaseError", () => {
@@ -71,5 +71,37 @@ describe("classifyDatabaseError", () => {
     const e: { message: string; cause?: unknown } = { message: "x" };
     e.cause = e;
     expect(classifyDatabaseError(e)).toBeUndefined();
+  });
+});
+
+describe("describeConnectFailure", () => {
+  const url = "postgresql://app:s3cret@db.internal:6543/countersign";
+  it.each([
+    // node-postgres tries every address of a host: an AggregateError of refusals.
+    [
+      "refused (AggregateError)",
+      { errors: [{ code: "ECONNREFUSED" }, { code: "ECONNREFUSED" }] },
+      /^DATABASE_URL: nothing accepts connections at db\.internal:6543;/,
+    ],
+    [
+      "bad password, wrapped by the adapter",
+      { cause: { kind: "postgres", code: "28P01", message: 'password authentication failed for user "app"' } },
+      /refused user "app" \(password authentication failed/,
+    ],
+    [
+      "missing database",
+      { code: "3D000", message: 'database "countersign" does not exist' },
+      /database "countersign" does not exist on db\.internal:6543; create it \(createdb -h db\.internal -p 6543 countersign\)/,
+    ],
+    ["connect timeout", new Error("timeout exceeded when trying to connect"), /db\.internal:6543 did not answer within 5 s/],
+  ])("%s", (_name, error, expected) => {
+    const text = describeConnectFailure(error, url) as string;
+    expect(text).toMatch(expected);
+    expect(text).not.toContain("s3cret");
+  });
+
+  it("leaves other errors alone", () => {
+    expect(describeConnectFailure({ code: "23505" }, url)).toBeUndefined();
+    expect(describeConnectFailure(new Error("boom"), url)).toBeUndefined();
   });
 });

@@ -101,3 +101,58 @@ export function classifyDatabaseError(e: unknown): DatabaseErrorKind | undefined
   }
   return undefined;
 }
+
+/** Every error in a thrown value's `cause`, `meta.driverAdapterError` and `errors` chains. */
+function* chain(e: unknown, depth = 0): Generator<Record<string, unknown>> {
+  if (!e || typeof e !== "object" || depth > 6) return;
+  const o = e as Record<string, unknown> & { cause?: unknown; meta?: { driverAdapterError?: unknown }; errors?: unknown };
+  yield o;
+  if (Array.isArray(o.errors)) for (const x of o.errors) yield* chain(x, depth + 1);
+  const next = o.meta?.driverAdapterError ?? o.cause;
+  if (next !== e) yield* chain(next, depth + 1);
+}
+
+/**
+ * Why PostgreSQL at `url` could not be opened, as one sentence that names DATABASE_URL and
+ * says what to do; undefined when the error is not a connection problem. The URL's
+ * password never appears.
+ */
+export function describeConnectFailure(e: unknown, url: string): string | undefined {
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    return undefined;
+  }
+  const host = decodeURIComponent(target.hostname || target.searchParams.get("host") || "localhost");
+  const where = `${host}:${target.port || "5432"}`;
+  const database = decodeURIComponent(target.pathname.replace(/^\//, "")) || decodeURIComponent(target.username) || "postgres";
+  const user = decodeURIComponent(target.username) || "(the current OS user)";
+  const unset = "; or unset DATABASE_URL to use the embedded database";
+  for (const o of chain(e)) {
+    const code = typeof o.code === "string" ? o.code : undefined;
+    const message = typeof o.message === "string" ? o.message : "";
+    switch (code) {
+      case "ECONNREFUSED":
+        return `DATABASE_URL: nothing accepts connections at ${where}; start PostgreSQL there or fix the host and port${unset}`;
+      case "ENOTFOUND":
+      case "EAI_AGAIN":
+        return `DATABASE_URL: the host "${host}" cannot be resolved; fix the host name${unset}`;
+      case "ETIMEDOUT":
+      case "EHOSTUNREACH":
+      case "ENETUNREACH":
+        return `DATABASE_URL: ${where} cannot be reached (${code}); check the host, the port and any firewall${unset}`;
+      case "3D000":
+        return `DATABASE_URL: database "${database}" does not exist on ${where}; create it (createdb -h ${host} -p ${target.port || "5432"} ${database}) or name an existing one`;
+      case "28000":
+      case "28P01":
+        return `DATABASE_URL: ${where} refused user "${user}" (${message}); fix the user or password in DATABASE_URL`;
+      case "42501":
+        return `DATABASE_URL: user "${user}" may not do what Countersign needs on "${database}" (${message}); grant it CREATE on the database, or use its owner`;
+    }
+    if (/^timeout exceeded when trying to connect$|^Connection terminated due to connection timeout$/.test(message)) {
+      return `DATABASE_URL: ${where} did not answer within 5 s; check that PostgreSQL is running there${unset}`;
+    }
+  }
+  return undefined;
+}

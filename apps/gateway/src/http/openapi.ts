@@ -253,6 +253,10 @@ const ReadySchema = z
     status: z.enum(["ready", "unavailable"]),
     database: z.enum(["pglite", "postgres"]).optional(),
     pendingMigrations: z.array(z.string()).optional(),
+    policyWarnings: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .optional()
+      .describe("What in the policy in force will not work as written (e.g. a channel whose surface is not configured); readiness does not depend on it."),
     error: z.string().optional(),
   })
   .meta({ id: "Readiness" });
@@ -543,7 +547,7 @@ export const ROUTES: RouteConfig[] = [
     operationId: "ready",
     tags: ["Operations"],
     summary: "Readiness",
-    description: "Ready when the database answers and no migration is pending.",
+    description: "Ready when the database answers and no migration is pending. The detail also lists the policy's warnings, as start-up logs them.",
     security: [],
     responses: { 200: ok("Ready.", ReadySchema), 503: ok("Not ready.", ReadySchema) },
   },
