@@ -1,7 +1,7 @@
 /**
- * `pnpm bench`: Countersign's five benchmarks, each on PGlite and on PostgreSQL, in one run.
+ * `pnpm bench`: Countersign's benchmarks, each on PGlite and on PostgreSQL, in one run.
  *
- *   pnpm bench [--quick] [--json] [--out=file.json] [--only=intake,slack,release,waiters,decisions]
+ *   pnpm bench [--quick] [--json] [--out=file.json] [--only=intake,slack,release,waiters,decisions,startup,cli]
  *              [--engines=pglite,postgres] [--pg-url=postgresql://...] [--waiters=10000]
  *
  * --quick runs small counts to check that everything works; figures from it mean little.
@@ -9,6 +9,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { cpus, freemem, totalmem } from "node:os";
+import { benchCli, type CliTiming } from "./cli.ts";
 import { benchDecisions, breakdown, type DecisionsResult, pct, TARGET_RATIO } from "./decisions.ts";
 import { benchIntake, type IntakeResult } from "./intake.ts";
 import { type Engine, postgresReachable } from "./lib/db.ts";
@@ -16,9 +17,10 @@ import { log } from "./lib/setup.ts";
 import { round } from "./lib/stats.ts";
 import { benchRelease, type ReleaseResult } from "./release.ts";
 import { benchSlackAck, type SlackAckResult } from "./slack-ack.ts";
+import { benchStartup, type StartupResult } from "./startup.ts";
 import { benchWaiters, type WaitersResult } from "./waiters.ts";
 
-const BENCHES = ["intake", "slack", "release", "waiters", "decisions"] as const;
+const BENCHES = ["intake", "slack", "release", "waiters", "decisions", "startup", "cli"] as const;
 type Bench = (typeof BENCHES)[number];
 
 interface Args {
@@ -65,6 +67,7 @@ const SIZES = {
     release: { perRound: 100, rounds: 5 },
     waiters: 10_000,
     decisions: { perRound: 2000, rounds: 3, warmup: 200 },
+    cliRuns: 10,
   },
   quick: {
     intake: { perRound: 200, rounds: 2, warmup: 100 },
@@ -72,12 +75,13 @@ const SIZES = {
     release: { perRound: 20, rounds: 2 },
     waiters: 1_000,
     decisions: { perRound: 200, rounds: 2, warmup: 50 },
+    cliRuns: 3,
   },
 };
 
 interface Target {
   benchmark: Bench;
-  engine: Engine;
+  engine: Engine | "none";
   what: string;
   target: string;
   value: string;
@@ -116,17 +120,21 @@ async function main(): Promise<void> {
   log(
     `${args.quick ? "QUICK run (small counts; figures are indicative only)" : "full run"} on ${machine.cores} cores, Node ${machine.node}; engines ${engines.join(", ")}`,
   );
-  const results: { intake: IntakeResult[]; slack: SlackAckResult[]; release: ReleaseResult[]; waiters: WaitersResult[]; decisions: DecisionsResult[] } = {
-    intake: [],
-    slack: [],
-    release: [],
-    waiters: [],
-    decisions: [],
-  };
+  const results: {
+    intake: IntakeResult[];
+    slack: SlackAckResult[];
+    release: ReleaseResult[];
+    waiters: WaitersResult[];
+    decisions: DecisionsResult[];
+    startup: StartupResult[];
+    cli: CliTiming[];
+  } = { intake: [], slack: [], release: [], waiters: [], decisions: [], startup: [], cli: [] };
   const startedAt = new Date().toISOString();
   const pgUrl = engines.includes("postgres") ? args.pgUrl : undefined;
   for (const bench of args.only) {
+    if (bench === "cli") results.cli = await benchCli({ engines, pgUrl, runs: size.cliRuns });
     for (const engine of engines) {
+      if (bench === "startup") results.startup.push(await benchStartup({ engine, pgUrl }));
       if (bench === "intake") results.intake.push(await benchIntake({ engine, pgUrl, concurrency: 64, poolSize: 10, ...size.intake }));
       if (bench === "slack") results.slack.push(await benchSlackAck({ engine, pgUrl, concurrency: 50, ...size.slack }));
       if (bench === "release") results.release.push(await benchRelease({ engine, pgUrl, ...size.release }));
@@ -341,6 +349,75 @@ async function main(): Promise<void> {
         `   lock share = connections with wait_event_type 'Lock' / all client backends of the bench database except the sampler (pool + LISTEN), sampled every ~50 ms; PGlite: n/a (one connection)\n` +
         `   before = ${beforeFrom ? `commit ${beforeFrom.commit}, measured ${beforeFrom.measuredAt}${beforeFrom.quick ? " (QUICK)" : ""}` : "none recorded (scripts/bench/baselines/decisions-before.json)"}\n${pad(rows)}`,
     );
+  }
+  if (results.startup.length) {
+    const rows = [["engine", "start", "listening ms", "/readyz green ms", "idle RSS MB", "first intake ms", "warm p50 ms", "targets"]];
+    for (const r of results.startup) {
+      const rssLimit = r.engine === "postgres" ? 150 : round(1.3 * (r.barePgliteRssMB ?? Number.NaN));
+      for (const [name, run] of [
+        ["fresh data", r.fresh],
+        ["restart", r.restart],
+      ] as const) {
+        const ready = run.readyMs <= 2000;
+        const first = run.firstRequestMs <= 3 * run.warmP50Ms;
+        const rss = run.idleRssMB <= rssLimit;
+        targets.push({
+          benchmark: "startup",
+          engine: r.engine,
+          what: `start to /readyz green (${name})`,
+          target: "<= 2000 ms",
+          value: `${run.readyMs} ms`,
+          met: ready,
+        });
+        targets.push({
+          benchmark: "startup",
+          engine: r.engine,
+          what: `first intake after ready (${name})`,
+          target: `<= 3x warm p50 (${round(3 * run.warmP50Ms)} ms)`,
+          value: `${run.firstRequestMs} ms`,
+          met: first,
+        });
+        targets.push({
+          benchmark: "startup",
+          engine: r.engine,
+          what: `idle RSS after start (${name})`,
+          target: r.engine === "postgres" ? "<= 150 MB" : `<= 1.3x bare PGlite (${r.barePgliteRssMB} MB) = ${rssLimit} MB`,
+          value: `${run.idleRssMB} MB`,
+          met: rss,
+        });
+        rows.push([
+          r.engine,
+          name,
+          fmt(run.listeningMs),
+          fmt(run.readyMs),
+          fmt(run.idleRssMB),
+          fmt(run.firstRequestMs),
+          fmt(run.warmP50Ms),
+          `ready ${ready ? "met" : "NOT met"}, first ${first ? "met" : "NOT met"}, RSS ${rss ? "met" : "NOT met"}`,
+        ]);
+      }
+    }
+    out.push(
+      `6. Start-up: spawn of the compiled gateway to listening and to /readyz 200; RSS 2 s after ready; then one intake, and the p50 of the next 50 (sequential)\n` +
+        `   bare PGlite = a node process holding the same data directory open with PGlite's default settings: ${results.startup.map((r) => (r.barePgliteRssMB ? `${r.barePgliteRssMB} MB` : "")).join("")}\n${pad(rows)}`,
+    );
+  }
+  if (results.cli.length) {
+    const rows = [["command", "engine", "how", "runs", "median ms", "max ms", "target"]];
+    for (const c of results.cli) {
+      const met = Number.isNaN(c.targetMs) ? null : c.medianMs <= c.targetMs;
+      if (met !== null)
+        targets.push({
+          benchmark: "cli",
+          engine: c.engine,
+          what: `countersign ${c.command}: ${c.how}`,
+          target: `< ${c.targetMs} ms (median)`,
+          value: `${c.medianMs} ms`,
+          met,
+        });
+      rows.push([c.command, c.engine, c.how, String(c.runs), fmt(c.medianMs), fmt(c.maxMs), met === null ? "(reported)" : met ? "met" : "NOT met"]);
+    }
+    out.push(`7. CLI response time: wall time of node apps/cli/dist/main.js (what pnpm countersign runs, less pnpm's own ~0.3 s)\n${pad(rows)}`);
   }
   const trows = [["benchmark", "engine", "what", "target", "measured", "verdict"]];
   for (const t of targets) trows.push([t.benchmark, t.engine, t.what, t.target, t.value, t.met === null ? "skipped" : t.met ? "MET" : "NOT MET"]);

@@ -35,6 +35,8 @@ export async function startBenchGateway(opts: {
   policy: string;
   env?: Record<string, string>;
   nodeArgs?: string[];
+  /** Reuse this data directory (a restart); it is kept on stop. Default: a fresh one, removed on stop. */
+  dataDir?: string;
 }): Promise<BenchGateway> {
   const dir = mkdtempSync(join(tmpdir(), "cs-bench-"));
   const policyFile = join(dir, "policy.yaml");
@@ -47,7 +49,7 @@ export async function startBenchGateway(opts: {
     PORT: "0",
     LOG_FORMAT: "json",
     LOG_LEVEL: "info",
-    COUNTERSIGN_DATA_DIR: join(dir, "data"),
+    COUNTERSIGN_DATA_DIR: opts.dataDir ?? join(dir, "data"),
     COUNTERSIGN_POLICY_FILE: policyFile,
     COUNTERSIGN_CALLBACK_ALLOW: "http:127.0.0.1/32",
     COUNTERSIGN_RATE_LIMIT: "0",
