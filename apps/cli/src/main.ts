@@ -1,4 +1,3 @@
-#!/usr/bin/env -S npx tsx
 import { resolve } from "node:path";
 import type { PolicyFile } from "@countersign/core";
 import { REQUEST_STATUSES, RISKS, SCOPES } from "@countersign/core/constants";
@@ -287,8 +286,8 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("apps/cli/src/main.ts")) {
-  const argv = process.argv;
+/** The process entry point: runs the command line and exits with its status. */
+export function main(argv = process.argv): void {
   // `countersign audit export | head` closes stdout early: that is not a failure.
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
     if (e.code === "EPIPE") process.exit(0);
@@ -298,3 +297,5 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
   if (argv[2] === "start") void run(argv);
   else run(argv).then((code) => process.exit(code));
 }
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("apps/cli/src/main.ts")) main();
