@@ -390,7 +390,7 @@ describe("API: deciding, cancelling, audit and well-known routes", () => {
       expect(await h.json()).toEqual({ status: "ok" });
       const r = await gw.api("/readyz");
       expect(r.status).toBe(200);
-      expect(await r.json()).toEqual({ status: "ready", database: "pglite", pendingMigrations: [] });
+      expect(await r.json()).toEqual({ status: "ready", database: "pglite", pendingMigrations: [], policyWarnings: [] });
     });
 
     it("/.well-known/jwks.json serves public Ed25519 keys only", async () => {

@@ -238,6 +238,11 @@ describe("gateway start-up", () => {
       const r = await runCli(["keys", "list", "--json"], fresh);
       expect({ code: r.code, stderr: r.stderr, socketWasUp }).toEqual({ code: 0, stderr: "", socketWasUp: false });
       expect(JSON.parse(r.stdout)).toEqual([]);
+      // While it created the database it said so, before it was listening: a newcomer sees it is not hung.
+      const out = gw2.out();
+      const creating = out.search(/creating the embedded database in \S+ \(first start only; this takes a few seconds\)/);
+      expect(creating).toBeGreaterThanOrEqual(0);
+      expect(creating).toBeLessThan(out.search(/listening on/));
     } finally {
       gw2.child.kill("SIGTERM");
       expect(await gw2.exited).toBe(0);
