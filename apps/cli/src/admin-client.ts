@@ -1,9 +1,14 @@
 import { request } from "node:http";
 import { join, resolve } from "node:path";
-import { CountersignError, type ErrorCode } from "@countersign/core";
-import { acquireDataDirLock, type Database, DataDirLockedError, databaseConfigFrom, openDatabase, readLock } from "@countersign/db";
-import { type AdminOps, adminOps, createCallbackGuard, type ExportLine, publicReceiptKeys, type ServiceDeps } from "@countersign/services";
+import type { ErrorCode } from "@countersign/core";
+import type { Database } from "@countersign/db";
+import { acquireDataDirLock, DataDirLockedError, readLock } from "@countersign/db/lock";
+import type { AdminOps, ExportLine, ServiceDeps } from "@countersign/services";
 import type { CliEnv } from "./env.ts";
+
+// A command that goes through a running gateway's socket needs none of Prisma, the
+// database drivers or the services; they load only when the CLI opens the database itself.
+const direct = () => Promise.all([import("@countersign/db"), import("@countersign/services")]);
 
 export interface AdminSession {
   ops: AdminOps;
@@ -35,6 +40,7 @@ function callSocket(socket: string, method: string, path: string, body?: unknown
 async function viaSocket<T>(socket: string, method: string, path: string, body?: unknown): Promise<T> {
   const r = await callSocket(socket, method, path, body);
   if (r.status >= 400) {
+    const { CountersignError } = await import("@countersign/core");
     const p = JSON.parse(r.text) as { code: ErrorCode; detail: string; errors?: { path: string; message: string }[] };
     throw new CountersignError(p.code, p.detail, p.errors ? { errors: p.errors } : {});
   }
@@ -81,6 +87,7 @@ async function waitForSocket(socket: string, pid: number, timeoutMs = 60_000): P
     );
     if (ok) return;
     if (Date.now() > deadline) {
+      const { CountersignError } = await import("@countersign/core");
       throw new CountersignError("service_unavailable", `the gateway (pid ${pid}) holds the embedded database but its admin socket ${socket} is not answering`);
     }
     await new Promise((r) => setTimeout(r, 250));
@@ -96,7 +103,8 @@ export function receiptKeySources(env: CliEnv) {
 }
 
 /** Deps for operator commands: no chat surfaces, and receipts are never signed from the CLI. */
-function cliDeps(db: Database, env: CliEnv): ServiceDeps {
+async function cliDeps(db: Database, env: CliEnv): Promise<ServiceDeps> {
+  const [{ CountersignError }, { createCallbackGuard, publicReceiptKeys }] = await Promise.all([import("@countersign/core"), import("@countersign/services")]);
   return {
     db,
     logger: {
@@ -130,8 +138,7 @@ function cliDeps(db: Database, env: CliEnv): ServiceDeps {
  */
 export async function openAdmin(env: CliEnv): Promise<AdminSession> {
   const dataDir = resolve(env.COUNTERSIGN_DATA_DIR);
-  const config = databaseConfigFrom({ url: env.DATABASE_URL, dataDir });
-  if (config.kind === "pglite") {
+  if (!env.DATABASE_URL) {
     const holder = readLock(dataDir);
     if (holder?.role === "gateway" && holder.socket) {
       await waitForSocket(holder.socket, holder.pid);
@@ -147,11 +154,12 @@ export async function openAdmin(env: CliEnv): Promise<AdminSession> {
       return { ops: socketOps(e.holder.socket), via: "gateway", close: async () => {} };
     }
     try {
-      const db = await openDatabase(config);
+      const [{ databaseConfigFrom, openDatabase }, { adminOps }] = await direct();
+      const db = await openDatabase(databaseConfigFrom({ dataDir }));
       // Operator commands on a fresh data directory should just work, as the gateway would;
       // `migrate` then reports what this first pass applied.
       const migrated = await db.migrate();
-      const ops = adminOps(cliDeps(db, env));
+      const ops = adminOps(await cliDeps(db, env));
       ops.migrate = async () => {
         const again = await db.migrate();
         return { applied: migrated.applied, alreadyApplied: again.alreadyApplied.filter((m) => !migrated.applied.includes(m)) };
@@ -169,6 +177,7 @@ export async function openAdmin(env: CliEnv): Promise<AdminSession> {
       throw e;
     }
   }
-  const db = await openDatabase(config);
-  return { ops: adminOps(cliDeps(db, env)), via: "direct", close: () => db.close() };
+  const [{ databaseConfigFrom, openDatabase }, { adminOps }] = await direct();
+  const db = await openDatabase(databaseConfigFrom({ url: env.DATABASE_URL, dataDir }));
+  return { ops: adminOps(await cliDeps(db, env)), via: "direct", close: () => db.close() };
 }

@@ -1,5 +1,5 @@
 import { bool, DatabaseEnv, parseEnv } from "@countersign/config";
-import { CallbackAllowSpec, ReceiptKeySpec } from "@countersign/services";
+import { CallbackAllowSpec, ReceiptKeySpec } from "@countersign/services/env-specs";
 import { z } from "zod";
 
 /**
