@@ -36,47 +36,38 @@ async function time(args: string[], env: Record<string, string>, runs: number): 
   return { medianMs: round(median(ms)), maxMs: round(Math.max(...ms)) };
 }
 
+/** One row: `runs` timed runs of `countersign <args>` with `env`. NaN target: reported only. */
+async function measure(
+  args: string[],
+  row: { engine: CliTiming["engine"]; how: string; targetMs: number },
+  env: Record<string, string>,
+  runs: number,
+): Promise<CliTiming> {
+  return { command: args.join(" "), ...row, runs, ...(await time(args, env, runs)) };
+}
+
 export async function benchCli(opts: { engines: Engine[]; pgUrl: string | undefined; runs: number }): Promise<CliTiming[]> {
   const out: CliTiming[] = [];
   const dir = mkdtempSync(join(tmpdir(), "cs-bench-cli-"));
   try {
     const bare = { COUNTERSIGN_DATA_DIR: join(dir, "unused") };
     log("cli: --help, -V");
-    out.push({ command: "--help", engine: "none", how: "no database", runs: opts.runs, ...(await time(["--help"], bare, opts.runs)), targetMs: 300 });
-    out.push({ command: "-V", engine: "none", how: "no database", runs: opts.runs, ...(await time(["-V"], bare, opts.runs)), targetMs: 300 });
+    const noDb = { engine: "none", how: "no database", targetMs: 300 } as const;
+    out.push(await measure(["--help"], noDb, bare, opts.runs), await measure(["-V"], noDb, bare, opts.runs));
 
     if (opts.engines.includes("pglite")) {
       const own = { COUNTERSIGN_DATA_DIR: join(dir, "own") };
       log("cli: keys list opening the embedded database itself");
       // The first command on a new directory creates the database; reported, not held to the target.
-      out.push({
-        command: "keys list",
-        engine: "pglite",
-        how: "opens it itself, new directory (creates the database)",
-        runs: 1,
-        ...(await time(["keys", "list"], own, 1)),
-        targetMs: Number.NaN,
-      });
-      out.push({
-        command: "keys list",
-        engine: "pglite",
-        how: "opens it itself",
-        runs: opts.runs,
-        ...(await time(["keys", "list"], own, opts.runs)),
-        targetMs: 3000,
-      });
+      out.push(
+        await measure(["keys", "list"], { engine: "pglite", how: "opens it itself, new directory (creates the database)", targetMs: Number.NaN }, own, 1),
+      );
+      out.push(await measure(["keys", "list"], { engine: "pglite", how: "opens it itself", targetMs: 3000 }, own, opts.runs));
       log("cli: keys list through a running gateway");
       const gw = await startBenchGateway({ policy: "version: 1\n" });
       try {
         const env = { COUNTERSIGN_DATA_DIR: gw.env.COUNTERSIGN_DATA_DIR as string };
-        out.push({
-          command: "keys list",
-          engine: "pglite",
-          how: "through the running gateway's admin socket",
-          runs: opts.runs,
-          ...(await time(["keys", "list"], env, opts.runs)),
-          targetMs: 1000,
-        });
+        out.push(await measure(["keys", "list"], { engine: "pglite", how: "through the running gateway's admin socket", targetMs: 1000 }, env, opts.runs));
       } finally {
         await gw.stop();
       }
@@ -86,14 +77,7 @@ export async function benchCli(opts: { engines: Engine[]; pgUrl: string | undefi
       try {
         log("cli: keys list on PostgreSQL");
         const env = { DATABASE_URL: pg.url, COUNTERSIGN_DATA_DIR: join(dir, "pg") };
-        out.push({
-          command: "keys list",
-          engine: "postgres",
-          how: "connects to the database a gateway shares",
-          runs: opts.runs,
-          ...(await time(["keys", "list"], env, opts.runs)),
-          targetMs: 1000,
-        });
+        out.push(await measure(["keys", "list"], { engine: "postgres", how: "connects to the database a gateway shares", targetMs: 1000 }, env, opts.runs));
       } finally {
         await pg.drop();
       }

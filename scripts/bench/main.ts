@@ -361,30 +361,12 @@ async function main(): Promise<void> {
         const ready = run.readyMs <= 2000;
         const first = run.firstRequestMs <= 3 * run.warmP50Ms;
         const rss = run.idleRssMB <= rssLimit;
-        targets.push({
-          benchmark: "startup",
-          engine: r.engine,
-          what: `start to /readyz green (${name})`,
-          target: "<= 2000 ms",
-          value: `${run.readyMs} ms`,
-          met: ready,
-        });
-        targets.push({
-          benchmark: "startup",
-          engine: r.engine,
-          what: `first intake after ready (${name})`,
-          target: `<= 3x warm p50 (${round(3 * run.warmP50Ms)} ms)`,
-          value: `${run.firstRequestMs} ms`,
-          met: first,
-        });
-        targets.push({
-          benchmark: "startup",
-          engine: r.engine,
-          what: `idle RSS after start (${name})`,
-          target: r.engine === "postgres" ? "<= 150 MB" : `<= 1.3x bare PGlite (${r.barePgliteRssMB} MB) = ${rssLimit} MB`,
-          value: `${run.idleRssMB} MB`,
-          met: rss,
-        });
+        const check = (what: string, target: string, value: string, met: boolean) =>
+          targets.push({ benchmark: "startup", engine: r.engine, what: `${what} (${name})`, target, value, met });
+        check("start to /readyz green", "<= 2000 ms", `${run.readyMs} ms`, ready);
+        check("first intake after ready", `<= 3x warm p50 (${round(3 * run.warmP50Ms)} ms)`, `${run.firstRequestMs} ms`, first);
+        const rssTarget = r.engine === "postgres" ? "<= 150 MB" : `<= 1.3x bare PGlite (${r.barePgliteRssMB} MB) = ${rssLimit} MB`;
+        check("idle RSS after start", rssTarget, `${run.idleRssMB} MB`, rss);
         rows.push([
           r.engine,
           name,

@@ -175,7 +175,7 @@ export function buildProgram({ jsonErrors = false }: { jsonErrors?: boolean } = 
       }
       const { policy: p, source } = loaded;
       const e = await env();
-      const warnings = (await core()).policyWarnings(p, { slack: Boolean(e.SLACK_BOT_TOKEN), teams: Boolean(e.TEAMS_APP_ID) || e.TEAMS_DEV_NO_AUTH });
+      const warnings = (await core()).policyWarnings(p, (await import("@countersign/config")).configuredSurfaces(e));
       const counts = { rules: p.rules.length, groups: Object.keys(p.groups).length, channels: Object.keys(p.channels).length };
       if (o.json) return print({ ok: true, source, ...counts, warnings });
       for (const w of warnings) process.stderr.write(`${source}: warning: ${w.path}: ${w.message}\n`);

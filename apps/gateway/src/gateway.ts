@@ -1,6 +1,7 @@
 import { chmodSync, existsSync } from "node:fs";
 import { createServer, type RequestListener, type Server } from "node:http";
 import { join, resolve } from "node:path";
+import { configuredSurfaces } from "@countersign/config";
 import { BUILTIN_POLICY, type Logger, loadPolicyFile, type PolicyFile, policyWarnings as policyWarningsFor } from "@countersign/core";
 import { acquireDataDirLock, type Database, DataDirLockedError, databaseConfigFrom, describeConnectFailure, openDatabase, socketPath } from "@countersign/db";
 import {
@@ -163,7 +164,7 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
     }
 
     const metrics = createMetrics({ db, log });
-    const surfaceFlags = { slack: Boolean(env.SLACK_BOT_TOKEN), teams: Boolean(env.TEAMS_APP_ID || env.TEAMS_DEV_NO_AUTH) };
+    const surfaceFlags = configuredSurfaces(env);
     const deps: ServiceDeps = {
       db,
       logger: log,

@@ -69,3 +69,14 @@ export function parseEnv<S extends z.ZodType>(
   if (!r.success || problems.length > 0) throw new EnvError(problems);
   return r.data;
 }
+
+/**
+ * Which chat surfaces a set of settings turns on: the gateway starts them from this, and
+ * `policy check` warns about channels on the others.
+ */
+export function configuredSurfaces(e: { SLACK_BOT_TOKEN?: string | undefined; TEAMS_APP_ID?: string | undefined; TEAMS_DEV_NO_AUTH?: boolean | undefined }): {
+  slack: boolean;
+  teams: boolean;
+} {
+  return { slack: Boolean(e.SLACK_BOT_TOKEN), teams: Boolean(e.TEAMS_APP_ID) || Boolean(e.TEAMS_DEV_NO_AUTH) };
+}
