@@ -61,15 +61,39 @@ const rowSql = (i: number) => {
   return `(2, ${n(1)}, ${n(2)}, ${n(3)}::timestamp(3), ${n(4)}, ${n(5)}, ${n(6)}, ${n(7)}, ${n(8)}, ${n(9)}, ${n(10)}::jsonb, ${n(11)}, ${n(12)})`;
 };
 const insertSql = new Map<string, string>();
-/** One INSERT of `rows` events, returning their seqs in order; with `notify`, it also queues the NOTIFY (the last parameter). */
-function insertEvents(rows: number, notify: boolean): string {
+
+/**
+ * A write that belongs to the same change as the events it is appended with (the vote,
+ * the transition, the outbox jobs), run in the events' statement as a data-modifying CTE,
+ * so a change and its record cost one round trip. Its placeholders are its own, $1..$n.
+ */
+export interface CoWrite {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * One INSERT of `rows` events, returning their seqs in order, after `writes`; with `notify`,
+ * it also queues the NOTIFY (the last parameter).
+ */
+function insertEvents(rows: number, notify: boolean, writes: CoWrite[]): string {
   const key = `${rows}:${notify}`;
-  let sql = insertSql.get(key);
-  if (!sql) {
-    const insert = `INSERT INTO audit_events (${COLUMNS}) VALUES ${Array.from({ length: rows }, (_, i) => rowSql(i)).join(", ")} RETURNING seq`;
-    sql = notify ? `WITH e AS (${insert}) SELECT e.seq FROM e, pg_notify('${REQUEST_EVENTS_CHANNEL}', $${rows * PER_ROW + 1}) ORDER BY e.seq` : insert;
-    insertSql.set(key, sql);
+  let sql = writes.length === 0 ? insertSql.get(key) : undefined;
+  if (sql) return sql;
+  const insert = `INSERT INTO audit_events (${COLUMNS}) VALUES ${Array.from({ length: rows }, (_, i) => rowSql(i)).join(", ")} RETURNING seq`;
+  let offset = rows * PER_ROW + (notify ? 1 : 0);
+  const ctes = writes.map((w, i) => {
+    const at = offset;
+    offset += w.params.length;
+    return `w${i} AS (${w.sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + at}`)})`;
+  });
+  if (notify || ctes.length > 0) {
+    const from = notify ? `e, pg_notify('${REQUEST_EVENTS_CHANNEL}', $${rows * PER_ROW + 1})` : "e";
+    sql = `WITH ${[...ctes, `e AS (${insert})`].join(", ")} SELECT e.seq FROM ${from} ORDER BY e.seq`;
+  } else {
+    sql = insert;
   }
+  if (writes.length === 0) insertSql.set(key, sql);
   return sql;
 }
 
@@ -86,6 +110,8 @@ export interface AppendOptions {
    * on commit), in the same statement as the events.
    */
   notify?: string;
+  /** Writes of the same change to run in the events' statement; see CoWrite. */
+  writes?: CoWrite[];
 }
 
 /**
@@ -102,7 +128,10 @@ export async function appendAudit(tx: Tx, e: AuditInput, now: Date, opts: Append
 
 /** appendAudit for several events in order, written in one statement. */
 export async function appendAudits(tx: Tx, events: AuditInput[], now: Date, opts: AppendOptions = {}): Promise<AuditEventRecord[]> {
-  if (events.length === 0) return [];
+  if (events.length === 0) {
+    if (opts.writes?.length) throw new Error("appendAudits: writes need an event to be appended with");
+    return [];
+  }
   const heads = headsOf(tx);
   const at = now.toISOString();
   const written: { body: AuditEventBody; hash: string }[] = [];
@@ -135,7 +164,9 @@ export async function appendAudits(tx: Tx, events: AuditInput[], now: Date, opts
     params.push(stream, body.index, at, body.type, body.requestId, a.type, a.principal, a.surface, a.surfaceUserId, JSON.stringify(data), body.prevHash, hash);
   }
   if (opts.notify !== undefined) params.push(opts.notify);
-  // A failed insert aborts the transaction, so the heads set above are never used wrongly.
-  const rows = await tx.$queryRawUnsafe<{ seq: number }[]>(insertEvents(events.length, opts.notify !== undefined), ...params);
+  const writes = opts.writes ?? [];
+  for (const w of writes) params.push(...w.params);
+  // A failed statement aborts the transaction, so the heads set above are never used wrongly.
+  const rows = await tx.$queryRawUnsafe<{ seq: number }[]>(insertEvents(events.length, opts.notify !== undefined, writes), ...params);
   return written.map(({ body, hash }, i) => ({ ...body, seq: (rows[i] as { seq: number }).seq, hash, sealedIn: null, leafIndex: null }));
 }

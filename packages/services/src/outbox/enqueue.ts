@@ -1,21 +1,29 @@
-import type { Tx } from "@countersign/db";
+import type { CoWrite } from "../audit/append.ts";
 import { newId } from "../ids.ts";
+import type { LockedJob } from "../requests/lock.ts";
 import { type JobKind, MAX_ATTEMPTS } from "./retry-policy.ts";
 
+export interface QueuedJob {
+  /** The job's INSERT, to run with the audit events of the change it follows (appendAudits' `writes`). */
+  write: CoWrite;
+  /** What a request's deliveries show of it; every column is known before the insert. */
+  view: LockedJob;
+}
+
 /**
- * Queues a job in the caller's transaction, so it exists exactly when the change it follows
- * commits. Returns what a request's deliveries show of it.
+ * A job for the outbox, written in the transaction of the change it follows, so it exists
+ * exactly when that change commits. `now` is its creation time as well as the change's.
  */
-export function enqueue(tx: Tx, job: { kind: JobKind; requestId: string | null; payload: object; runAt: Date; id?: string }) {
-  return tx.outboxJob.create({
-    data: {
-      id: job.id ?? newId("job"),
-      kind: job.kind,
-      requestId: job.requestId,
-      payload: job.payload,
-      maxAttempts: MAX_ATTEMPTS[job.kind],
-      runAt: job.runAt,
+export function queueJob(job: { kind: JobKind; requestId: string | null; payload: object; runAt: Date; id?: string }, now: Date): QueuedJob {
+  const id = job.id ?? newId("job");
+  const at = now.toISOString();
+  return {
+    // Times go as ISO text: TIMESTAMP(3) ignores the zone, so it stores the UTC time.
+    write: {
+      sql: `INSERT INTO outbox_jobs (id, kind, request_id, payload, max_attempts, run_at, created_at, updated_at)
+        VALUES ($1, $2, $3, $4::jsonb, $5, $6::timestamp(3), $7::timestamp(3), $7::timestamp(3))`,
+      params: [id, job.kind, job.requestId, JSON.stringify(job.payload), MAX_ATTEMPTS[job.kind], job.runAt.toISOString(), at],
     },
-    select: { id: true, kind: true, status: true, attempts: true, lastError: true, createdAt: true },
-  });
+    view: { id, kind: job.kind, status: "pending", attempts: 0, lastError: null, createdAt: now },
+  };
 }

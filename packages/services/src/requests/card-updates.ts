@@ -1,7 +1,5 @@
-import type { Tx } from "@countersign/db";
 import type { ServiceDeps } from "../context.ts";
-import { enqueue } from "../outbox/enqueue.ts";
-import type { LockedJob } from "./lock.ts";
+import { type QueuedJob, queueJob } from "../outbox/enqueue.ts";
 
 /** Surfaces that have a card for this request's notify list and are configured. */
 export function cardSurfaces(deps: ServiceDeps, r: { notify: string[] }): ("slack" | "teams")[] {
@@ -15,11 +13,7 @@ export function cardSurfaces(deps: ServiceDeps, r: { notify: string[] }): ("slac
   return [...out];
 }
 
-/** Queues card refreshes after a decision or transition; the relay renders fresh state. Returns the queued jobs. */
-export async function enqueueCardUpdates(tx: Tx, deps: ServiceDeps, r: { id: string; notify: string[] }, now: Date): Promise<LockedJob[]> {
-  const jobs: LockedJob[] = [];
-  for (const surface of cardSurfaces(deps, r)) {
-    jobs.push(await enqueue(tx, { kind: `${surface}.update`, requestId: r.id, payload: { requestId: r.id }, runAt: now }));
-  }
-  return jobs;
+/** Card refreshes after a decision or transition; the relay renders fresh state. */
+export function cardUpdateJobs(deps: ServiceDeps, r: { id: string; notify: string[] }, now: Date): QueuedJob[] {
+  return cardSurfaces(deps, r).map((surface) => queueJob({ kind: `${surface}.update`, requestId: r.id, payload: { requestId: r.id }, runAt: now }, now));
 }

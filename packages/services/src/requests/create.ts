@@ -1,12 +1,13 @@
 import { CountersignError, CreateRequestInput, canonicalJson, canonicalSha256, evaluatePolicy, sha256Hex } from "@countersign/core";
-import { appendAudit, knowAuditHead } from "../audit/append.ts";
+import { type AuditInput, appendAudit, knowAuditHead } from "../audit/append.ts";
 import { requireAgent } from "../authz.ts";
 import { type ServiceCall, withTransaction } from "../context.ts";
 import { fromZod, isUniqueViolation } from "../errors.ts";
 import { newId } from "../ids.ts";
-import { enqueue } from "../outbox/enqueue.ts";
+import { type QueuedJob, queueJob } from "../outbox/enqueue.ts";
 import { finishRequest } from "./finish.ts";
-import { loadResource, type RequestResource, toResource } from "./resource.ts";
+import { loadResource, type RequestResource, type RequestRow, toResource } from "./resource.ts";
+import { insertRequest } from "./writes.ts";
 
 const POLICY_ACTOR = { type: "system", name: "policy" } as const;
 
@@ -61,84 +62,81 @@ export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown;
       // or refused, never left pending for a revoked key.
       const key = await tx.$queryRawUnsafe<{ revoked_at: Date | null }[]>(`SELECT revoked_at FROM api_keys WHERE id = $1 FOR SHARE`, agent.keyId);
       if (!key[0] || key[0].revoked_at) throw new CountersignError("unauthorized", "The API key is missing, malformed, unknown or revoked.");
-      const inserted = await tx.approvalRequest.create({
+      // Everything the new row holds is known here, so nothing is read back.
+      const created: RequestRow = {
+        id,
+        apiKeyId: agent.keyId,
+        agentName: agent.keyName,
+        agentOwner: agent.owner,
+        action: body.action,
+        summary: body.summary,
+        params: body.params as RequestRow["params"],
+        paramsSha256: canonicalSha256(body.params),
+        resource: body.resource ?? null,
+        environment: body.environment ?? null,
+        risk: body.risk ?? null,
+        rationale: body.rationale ?? null,
+        onBehalfOf: body.onBehalfOf ?? null,
+        callbackUrl: body.callbackUrl ?? null,
+        metadata: (body.metadata ?? null) as RequestRow["metadata"],
+        status: "pending",
+        ruleId: decision.ruleId,
+        effect: decision.effect,
+        requiredApprovals: decision.requiredApprovals,
+        approverGroups: decision.approverGroups,
+        eligible: decision.eligible,
+        notify: decision.notify.map((n) => n.name),
+        onExpire: decision.onExpire,
+        expiresAt,
+        decidedAt: null,
+        resolution: null,
+        receipt: null,
+        redeemedAt: null,
+        idempotencyKey: idempotencyKey ?? null,
+        bodySha256,
+        createdAt: now,
+        updatedAt: now,
+        decisions: [],
+        messages: [],
+        apiKey: { revokedAt: null },
+      };
+      // Its id was made just now, so its audit chain is empty.
+      knowAuditHead(tx, id, null);
+      const createdEvent: AuditInput = {
+        type: "request.created",
+        requestId: id,
+        actor: ctx.actor,
         data: {
-          id,
-          apiKeyId: agent.keyId,
-          agentName: agent.keyName,
-          agentOwner: agent.owner,
           action: body.action,
-          summary: body.summary,
-          params: body.params as object,
-          paramsSha256: canonicalSha256(body.params),
-          resource: body.resource ?? null,
-          environment: body.environment ?? null,
-          risk: body.risk ?? null,
-          rationale: body.rationale ?? null,
-          onBehalfOf: body.onBehalfOf ?? null,
-          callbackUrl: body.callbackUrl ?? null,
-          ...(body.metadata ? { metadata: body.metadata } : {}),
-          status: "pending",
+          paramsSha256: created.paramsSha256,
+          onBehalfOf: created.onBehalfOf,
           ruleId: decision.ruleId,
           effect: decision.effect,
           requiredApprovals: decision.requiredApprovals,
-          approverGroups: decision.approverGroups,
           eligible: decision.eligible,
-          notify: decision.notify.map((n) => n.name),
-          onExpire: decision.onExpire,
-          expiresAt,
-          idempotencyKey: idempotencyKey ?? null,
-          bodySha256,
-          createdAt: now,
+          expiresAt: expiresAt.toISOString(),
         },
-      });
-      // A new request has no decisions or cards yet; no need to read it back.
-      const created = { ...inserted, decisions: [], messages: [], apiKey: { revokedAt: key[0].revoked_at } };
-      // Its id was made just now, so its audit chain is empty.
-      knowAuditHead(tx, id, null);
-      await appendAudit(
-        tx,
-        {
-          type: "request.created",
-          requestId: id,
-          actor: ctx.actor,
-          data: {
-            action: body.action,
-            paramsSha256: created.paramsSha256,
-            onBehalfOf: created.onBehalfOf,
-            ruleId: decision.ruleId,
-            effect: decision.effect,
-            requiredApprovals: decision.requiredApprovals,
-            eligible: decision.eligible,
-            expiresAt: expiresAt.toISOString(),
-          },
-        },
-        now,
-      );
+      };
       if (status !== "pending") {
+        // Decided by the policy: the row is written once, in its final state, with both events.
         return finishRequest({
           ctx: { ...tctx, actor: POLICY_ACTOR },
-          input: { row: created, to: status, resolution: "policy", now, auditData: { ruleId: decision.ruleId } },
+          input: { row: created, to: status, resolution: "policy", now, auditData: { ruleId: decision.ruleId }, precedingAudit: [createdEvent], insert: true },
         });
       }
+      const posts: QueuedJob[] = [];
       for (const target of decision.notify) {
         if (target.channel.slack && deps.surfaces.slack) {
-          await enqueue(tx, {
-            kind: "slack.post",
-            requestId: id,
-            payload: { requestId: id, destination: target.name, channel: target.channel.slack.channel },
-            runAt: now,
-          });
+          const payload = { requestId: id, destination: target.name, channel: target.channel.slack.channel };
+          posts.push(queueJob({ kind: "slack.post", requestId: id, payload, runAt: now }, now));
         }
         if (target.channel.teams && deps.surfaces.teams) {
-          await enqueue(tx, {
-            kind: "teams.post",
-            requestId: id,
-            payload: { requestId: id, destination: target.name, channel: target.channel.teams.channel, team: target.channel.teams.team ?? null },
-            runAt: now,
-          });
+          const payload = { requestId: id, destination: target.name, channel: target.channel.teams.channel, team: target.channel.teams.team ?? null };
+          posts.push(queueJob({ kind: "teams.post", requestId: id, payload, runAt: now }, now));
         }
       }
+      // The row, its event and its card posts: one statement.
+      await appendAudit(tx, createdEvent, now, { writes: [insertRequest(created), ...posts.map((p) => p.write)] });
       return created;
     });
     deps.events?.({ type: "request.created", action: body.action, rule: decision.ruleId, effect: decision.effect });

@@ -5,10 +5,11 @@ import { requireReviewer } from "../authz.ts";
 import { type ServiceCall, withTransaction } from "../context.ts";
 import { fromZod, isUniqueViolation } from "../errors.ts";
 import { newId } from "../ids.ts";
-import { enqueueCardUpdates } from "./card-updates.ts";
+import { cardUpdateJobs } from "./card-updates.ts";
 import { finishRequest } from "./finish.ts";
 import { type LockedJob, lockAndLoad } from "./lock.ts";
 import { type DeliveryView, type RequestResource, toResource } from "./resource.ts";
+import { insertDecision } from "./writes.ts";
 
 /** As loadDeliveries orders them: by createdAt, oldest first (the sort is stable). */
 function deliveriesOf(jobs: LockedJob[]): DeliveryView[] {
@@ -62,8 +63,6 @@ export async function decide({ ctx, input }: ServiceCall<{ requestId: string; bo
       surfaceUserId: reviewer.surfaceUserId ?? reviewer.keyId ?? null,
       createdAt: now,
     };
-    // Everything the row holds is known here, so nothing is read back.
-    await tx.decision.create({ data: vote, select: { id: true } });
     const recorded: AuditInput = {
       type: "decision.recorded",
       requestId: row.id,
@@ -73,9 +72,10 @@ export async function decide({ ctx, input }: ServiceCall<{ requestId: string; bo
     // Decisions are ordered by createdAt, and this one is the newest.
     const withVote = { ...row, decisions: [...row.decisions, vote] };
     if (verdict.status === "pending") {
-      // The NOTIFY for waiters rides on the event's insert; like any NOTIFY it is delivered on commit.
-      await appendAudit(tx, recorded, now, { notify: row.id });
-      jobs.push(...(await enqueueCardUpdates(tx, deps, withVote, now)));
+      const cards = cardUpdateJobs(deps, withVote, now);
+      // The vote, its event, the card refreshes and the NOTIFY for waiters (delivered on commit): one statement.
+      await appendAudit(tx, recorded, now, { notify: row.id, writes: [insertDecision(vote), ...cards.map((c) => c.write)] });
+      jobs.push(...cards.map((c) => c.view));
       return { row: withVote, jobs, finished: false } as const;
     }
     // The vote's event and the transition's are written together, in this order.
@@ -88,6 +88,7 @@ export async function decide({ ctx, input }: ServiceCall<{ requestId: string; bo
         now,
         auditData: { approvals: verdict.approvals },
         precedingAudit: [recorded],
+        precedingWrites: [insertDecision(vote)],
         queued: jobs,
       },
     });

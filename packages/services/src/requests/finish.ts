@@ -1,11 +1,12 @@
 import { CountersignError, canTransition, type TerminalStatus } from "@countersign/core";
-import { type AuditInput, appendAudits } from "../audit/append.ts";
+import { type AuditInput, appendAudits, type CoWrite } from "../audit/append.ts";
 import type { ServiceCall, TxCtx } from "../context.ts";
-import { enqueue } from "../outbox/enqueue.ts";
+import { type QueuedJob, queueJob } from "../outbox/enqueue.ts";
 import type { ReceiptClaims } from "../receipts/signer.ts";
-import { enqueueCardUpdates } from "./card-updates.ts";
+import { cardUpdateJobs } from "./card-updates.ts";
 import type { LockedJob } from "./lock.ts";
 import { type RequestRow, toResource } from "./resource.ts";
+import { insertRequest, transitionRequest } from "./writes.ts";
 
 export function receiptClaims(r: RequestRow): ReceiptClaims {
   return {
@@ -31,8 +32,15 @@ export interface FinishInput {
   auditData?: Record<string, unknown>;
   /** Events of the same change to append before the transition's own (a decide() vote's), in one statement with it. */
   precedingAudit?: AuditInput[];
+  /** Writes of the same change (a vote's insert) to run in the same statement as the transition. */
+  precedingWrites?: CoWrite[];
   /** When given, the outbox jobs this transition queues are appended to it. */
   queued?: LockedJob[];
+  /**
+   * The row does not exist yet (an intake the policy decided at once): it is inserted in
+   * its terminal state, since a statement's UPDATE cannot see a row its own INSERT made.
+   */
+  insert?: boolean;
 }
 
 /**
@@ -46,33 +54,34 @@ export async function finishRequest({ ctx, input }: ServiceCall<FinishInput> & {
   const { row, to, resolution, now } = input;
   if (!canTransition(row.status, to)) throw new CountersignError("request_not_pending", `this request is already ${row.status}`);
   const receipt = to === "approved" ? await deps.receipts.sign(receiptClaims(row), now) : null;
-  const changed = await tx.approvalRequest.update({
-    where: { id: row.id },
-    data: { status: to, resolution, decidedAt: now, receipt },
-    // Only updatedAt (set by Prisma) is not known here.
-    select: { updatedAt: true },
-  });
-  const updated: RequestRow = { ...row, status: to, resolution, decidedAt: now, receipt, updatedAt: changed.updatedAt };
-  // The NOTIFY for waiters rides on the events' insert; like any NOTIFY it is delivered on commit.
+  const updated: RequestRow = { ...row, status: to, resolution, decidedAt: now, receipt, updatedAt: now };
+  const at = now.toISOString();
+  const transition = input.insert ? insertRequest(updated) : transitionRequest(updated);
+  const jobs: QueuedJob[] = [];
+  if (updated.callbackUrl) {
+    jobs.push(
+      queueJob(
+        {
+          id: `job_cb_${row.id.slice(4)}`,
+          kind: "callback",
+          requestId: row.id,
+          // The event is a snapshot of the transition, so every retry sends identical bytes.
+          payload: { type: `request.${to}`, timestamp: at, data: toResource(updated) },
+          runAt: now,
+        },
+        now,
+      ),
+    );
+  }
+  jobs.push(...cardUpdateJobs(deps, updated, now));
+  // The vote, the transition, its events, its jobs and the NOTIFY for waiters (delivered on commit): one statement.
   await appendAudits(
     tx,
     [...(input.precedingAudit ?? []), { type: `request.${to}`, requestId: row.id, actor: ctx.actor, data: { resolution, ...input.auditData } }],
     now,
-    { notify: row.id },
+    { notify: row.id, writes: [...(input.precedingWrites ?? []), transition, ...jobs.map((j) => j.write)] },
   );
   deps.events?.({ type: "request.finished", action: row.action, rule: row.ruleId, status: to, resolution, createdAt: row.createdAt, decidedAt: now });
-  if (updated.callbackUrl) {
-    const job = await enqueue(tx, {
-      id: `job_cb_${row.id.slice(4)}`,
-      kind: "callback",
-      requestId: row.id,
-      // The event is a snapshot of the transition, so every retry sends identical bytes.
-      payload: { type: `request.${to}`, timestamp: now.toISOString(), data: toResource(updated) },
-      runAt: now,
-    });
-    input.queued?.push(job);
-  }
-  const cards = await enqueueCardUpdates(tx, deps, updated, now);
-  input.queued?.push(...cards);
+  input.queued?.push(...jobs.map((j) => j.view));
   return updated;
 }
