@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import type { ErrorCode } from "@countersign/core";
 import type { Database } from "@countersign/db";
 import { acquireDataDirLock, DataDirLockedError, readLock } from "@countersign/db/lock";
-import type { AdminOps, ExportLine, ServiceDeps } from "@countersign/services";
+import type { AdminOps, ExportLine, ServiceDeps, SnapshotLine } from "@countersign/services";
 import type { CliEnv } from "./env.ts";
 
 // A command that goes through a running gateway's socket needs none of Prisma, the
@@ -33,6 +33,36 @@ function callSocket(socket: string, method: string, path: string, body?: unknown
     );
     req.on("error", reject);
     if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+/** A streamed GET: each line of the answer goes to `onLine`, awaited, so a slow consumer slows the reader. */
+function streamSocket(socket: string, path: string, onLine: (line: string) => Promise<void>): Promise<void> {
+  return new Promise((resolveReq, reject) => {
+    const req = request({ socketPath: socket, method: "GET", path }, async (res) => {
+      res.setEncoding("utf8");
+      if ((res.statusCode ?? 0) >= 400) {
+        let text = "";
+        for await (const c of res) text += c;
+        const { CountersignError } = await import("@countersign/core");
+        const p = JSON.parse(text) as { code: ErrorCode; detail: string };
+        return reject(new CountersignError(p.code, p.detail));
+      }
+      let rest = "";
+      try {
+        for await (const chunk of res) {
+          const lines = (rest + chunk).split("\n");
+          rest = lines.pop() ?? "";
+          for (const line of lines) if (line) await onLine(line);
+        }
+        if (rest) await onLine(rest);
+        resolveReq();
+      } catch (e) {
+        reject(e);
+      }
+    });
+    req.on("error", reject);
     req.end();
   });
 }
@@ -71,6 +101,23 @@ function socketOps(socket: string): AdminOps {
     verifyAudit: ({ onProgress: _progress, ...input } = {}) => viaSocket(socket, "POST", "/audit/verify", input),
     latestCheckpoint: async () =>
       (await viaSocket<{ checkpoint: Awaited<ReturnType<AdminOps["latestCheckpoint"]>> }>(socket, "GET", "/audit/checkpoints/latest")).checkpoint,
+    snapshot: async (emit) => {
+      let trailer: Extract<SnapshotLine, { end: true }> | undefined;
+      // A stream cut short (the gateway stopped) arrives without its trailer.
+      await streamSocket(socket, "/snapshot", async (text) => {
+        const line = JSON.parse(text) as SnapshotLine;
+        if ("end" in line) trailer = line;
+        await emit(line);
+      }).catch((e: Error & { code?: string }) => {
+        throw e.code === "ECONNRESET" ? new Error("the gateway ended the snapshot part-way; see its log") : e;
+      });
+      if (!trailer) throw new Error("the gateway ended the snapshot part-way; see its log");
+      return trailer.counts;
+    },
+    loadSnapshot: async () => {
+      const { CountersignError } = await import("@countersign/core");
+      throw new CountersignError("conflict", "a gateway is running on this database: stop it first, then restore into an empty data directory");
+    },
   } as AdminOps;
 }
 
@@ -129,6 +176,12 @@ async function cliDeps(db: Database, env: CliEnv): Promise<ServiceDeps> {
     publicUrl: "",
     clock: () => new Date(),
   };
+}
+
+/** Operator commands on a database the caller opened (a copy's target), trusting this install's key ring. */
+export async function opsFor(db: Database, env: CliEnv): Promise<AdminOps> {
+  const { adminOps } = await import("@countersign/services");
+  return adminOps(await cliDeps(db, env));
 }
 
 /**

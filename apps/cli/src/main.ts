@@ -5,6 +5,7 @@ import type { AdminOps } from "@countersign/services";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { JSONWebKeySet } from "jose";
 import { registerAuditCommands } from "./audit-commands.ts";
+import { registerDbCommands } from "./db-commands.ts";
 import type { CliEnv } from "./env.ts";
 import { CliError, ExitStatus } from "./errors.ts";
 import { formatTable, print } from "./output.ts";
@@ -263,6 +264,7 @@ export function buildProgram({ jsonErrors = false }: { jsonErrors?: boolean } = 
     return { keys: publicReceiptKeys(receiptKeySources(await env())) } as JSONWebKeySet;
   });
 
+  registerDbCommands(program, env);
   registerTeamsCommands(program, env);
   registerReceiptCommands(program, env);
 

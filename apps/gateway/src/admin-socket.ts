@@ -56,6 +56,22 @@ export async function startAdminSocket(path: string, ops: AdminOps, log: Logger)
     }
     res.end();
   });
+  // A backup of the embedded database while the gateway runs: one consistent snapshot, streamed.
+  // A failure part-way cuts the stream short; the file then lacks its trailer and restore refuses it.
+  app.get("/snapshot", async (_req, res) => {
+    res.type("application/x-ndjson");
+    try {
+      await ops.snapshot(async (line) => {
+        if (!res.write(`${JSON.stringify(line)}\n`)) await new Promise((r) => res.once("drain", r));
+      });
+    } catch (e) {
+      if (!res.headersSent) throw e;
+      log.error("admin: snapshot failed part-way", { err: e as Error });
+      res.destroy();
+      return;
+    }
+    res.end();
+  });
   app.post("/audit/verify", async (req, res) => {
     const b = (req.body ?? {}) as { maxUnsealedAgeMs?: number; anchors?: { seq: number; hash: string }[]; jwks?: { keys: [] } };
     res.json(await ops.verifyAudit({ maxUnsealedAgeMs: b.maxUnsealedAgeMs, anchors: b.anchors, jwks: b.jwks }));

@@ -105,3 +105,15 @@ describe("describeConnectFailure", () => {
     expect(describeConnectFailure(new Error("boom"), url)).toBeUndefined();
   });
 });
+
+describe("describeConnectFailure for a command's own option", () => {
+  it("names the option, and does not suggest the embedded database", () => {
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" });
+    const why = describeConnectFailure(refused, "postgresql://postgres@127.0.0.1:1/x", "--to");
+    expect(why).toBe("--to: nothing accepts connections at 127.0.0.1:1; start PostgreSQL there or fix the host and port");
+    const auth = Object.assign(new Error("password authentication failed"), { code: "28P01" });
+    expect(describeConnectFailure(auth, "postgresql://bob:secret@db:5432/x", "--to")).toMatch(
+      /^--to: db:5432 refused user "bob" .*fix the user or password in --to$/,
+    );
+  });
+});

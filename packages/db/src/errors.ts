@@ -113,11 +113,11 @@ function* chain(e: unknown, depth = 0): Generator<Record<string, unknown>> {
 }
 
 /**
- * Why PostgreSQL at `url` could not be opened, as one sentence that names DATABASE_URL and
- * says what to do; undefined when the error is not a connection problem. The URL's
- * password never appears.
+ * Why PostgreSQL at `url` could not be opened, as one sentence that names the setting it
+ * came from (DATABASE_URL, or a command's option such as `--to`) and says what to do;
+ * undefined when the error is not a connection problem. The URL's password never appears.
  */
-export function describeConnectFailure(e: unknown, url: string): string | undefined {
+export function describeConnectFailure(e: unknown, url: string, setting = "DATABASE_URL"): string | undefined {
   let target: URL;
   try {
     target = new URL(url);
@@ -128,30 +128,30 @@ export function describeConnectFailure(e: unknown, url: string): string | undefi
   const where = `${host}:${target.port || "5432"}`;
   const database = decodeURIComponent(target.pathname.replace(/^\//, "")) || decodeURIComponent(target.username) || "postgres";
   const user = decodeURIComponent(target.username) || "(the current OS user)";
-  const unset = "; or unset DATABASE_URL to use the embedded database";
+  const unset = setting === "DATABASE_URL" ? "; or unset DATABASE_URL to use the embedded database" : "";
   for (const o of chain(e)) {
     const code = typeof o.code === "string" ? o.code : undefined;
     const message = typeof o.message === "string" ? o.message : "";
     switch (code) {
       case "ECONNREFUSED":
-        return `DATABASE_URL: nothing accepts connections at ${where}; start PostgreSQL there or fix the host and port${unset}`;
+        return `${setting}: nothing accepts connections at ${where}; start PostgreSQL there or fix the host and port${unset}`;
       case "ENOTFOUND":
       case "EAI_AGAIN":
-        return `DATABASE_URL: the host "${host}" cannot be resolved; fix the host name${unset}`;
+        return `${setting}: the host "${host}" cannot be resolved; fix the host name${unset}`;
       case "ETIMEDOUT":
       case "EHOSTUNREACH":
       case "ENETUNREACH":
-        return `DATABASE_URL: ${where} cannot be reached (${code}); check the host, the port and any firewall${unset}`;
+        return `${setting}: ${where} cannot be reached (${code}); check the host, the port and any firewall${unset}`;
       case "3D000":
-        return `DATABASE_URL: database "${database}" does not exist on ${where}; create it (createdb -h ${host} -p ${target.port || "5432"} ${database}) or name an existing one`;
+        return `${setting}: database "${database}" does not exist on ${where}; create it (createdb -h ${host} -p ${target.port || "5432"} ${database}) or name an existing one`;
       case "28000":
       case "28P01":
-        return `DATABASE_URL: ${where} refused user "${user}" (${message}); fix the user or password in DATABASE_URL`;
+        return `${setting}: ${where} refused user "${user}" (${message}); fix the user or password in ${setting}`;
       case "42501":
-        return `DATABASE_URL: user "${user}" may not do what Countersign needs on "${database}" (${message}); grant it CREATE on the database, or use its owner`;
+        return `${setting}: user "${user}" may not do what Countersign needs on "${database}" (${message}); grant it CREATE on the database, or use its owner`;
     }
     if (/^timeout exceeded when trying to connect$|^Connection terminated due to connection timeout$/.test(message)) {
-      return `DATABASE_URL: ${where} did not answer within 5 s; check that PostgreSQL is running there${unset}`;
+      return `${setting}: ${where} did not answer within 5 s; check that PostgreSQL is running there${unset}`;
     }
   }
   return undefined;

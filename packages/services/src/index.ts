@@ -1,6 +1,7 @@
 // The only way to change state. Adapters call the verbs (one per file, each `verb({ ctx, input })`);
 // the stores and infrastructure below them are exported for the gateway's relay and tests.
 export * from "./admin/ops.ts";
+export * from "./admin/transfer.ts";
 export * from "./audit/append.ts";
 export * from "./audit/evidence.ts";
 export * from "./audit/list.ts";

@@ -8,6 +8,7 @@ import { listKeys } from "../keys/list.ts";
 import { revokeKey } from "../keys/revoke.ts";
 import { getRequest } from "../requests/get.ts";
 import { type ListRequestsInput, listRequests } from "../requests/list.ts";
+import { type LoadProgress, loadSnapshot, type SnapshotLine, takeSnapshot } from "./transfer.ts";
 
 /**
  * Operator commands, shared by the CLI (talking to the database directly) and the
@@ -27,6 +28,10 @@ export function adminOps(deps: ServiceDeps, who = "cli") {
     exportAudit: (afterCheckpoint = 0): AsyncGenerator<ExportLine> => exportLog(deps.db, afterCheckpoint),
     verifyAudit: (input: VerifyInput = {}) => verifyAudit({ ctx: ctx(), input }),
     latestCheckpoint: () => latestCheckpoint({ ctx: ctx(), input: undefined }),
+    /** One consistent moment of every table (see takeSnapshot); a gateway serves it while it runs. */
+    snapshot: (emit: (line: SnapshotLine) => Promise<void>) => takeSnapshot(deps.db, emit),
+    /** Loads a snapshot into this (empty) database; never through a running gateway. */
+    loadSnapshot: (lines: AsyncIterable<SnapshotLine>, onProgress?: (p: LoadProgress) => void) => loadSnapshot(deps.db, lines, onProgress),
   };
 }
 export type AdminOps = ReturnType<typeof adminOps>;
