@@ -253,6 +253,34 @@ describe("gateway start-up", () => {
     expect(gw.out()).not.toContain("ELIFECYCLE");
   });
 
+  it("SIGTERM to the `pnpm start` process alone (as a supervisor sends it) stops the gateway too: nothing is left running", async () => {
+    const t = tempDir();
+    dirs.push(t);
+    const gw = spawnCollecting("pnpm", ["start"], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", PORT: "0", COUNTERSIGN_DATA_DIR: join(t.dir, "data"), TURBO_TELEMETRY_DISABLED: "1" },
+    });
+    await until("the gateway to listen", () => /listening on/.test(gw.out()), 90_000);
+    const lock = readLock(join(t.dir, "data"));
+    expect(lock?.role).toBe("gateway");
+    gw.child.kill("SIGTERM");
+    await gw.exited;
+    expect(gw.out()).toContain("received SIGTERM; shutting down");
+    // The gateway itself (the pid in its lock), not only pnpm, is gone.
+    await until(
+      "the gateway process to exit",
+      () => {
+        try {
+          process.kill(lock?.pid as number, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      20_000,
+    );
+  });
+
   it("warns at start and in /readyz about channels whose surface is not configured", async () => {
     const gw = await startGateway({ engine: "pglite", policy: readFileSync(join(ROOT, "examples/policy/countersign.yaml"), "utf8") });
     try {

@@ -34,6 +34,8 @@ export interface StartGatewayOptions {
   policy?: string;
   env?: Record<string, string>;
   port?: number;
+  /** Another build's gateway entry point (a previous release, for upgrade tests); its checkout is the working directory. */
+  main?: { file: string; cwd: string };
 }
 
 function waitForListen(child: ChildProcess, logs: string[], timeoutMs = 60_000): Promise<number> {
@@ -102,7 +104,7 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Gate
   }
   const logs: string[] = [];
   const spawnIt = () => {
-    const c = spawn(process.execPath, [GATEWAY_MAIN], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    const c = spawn(process.execPath, [opts.main?.file ?? GATEWAY_MAIN], { cwd: opts.main?.cwd ?? ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     live.add(c);
     c.once("exit", () => live.delete(c));
     return c;

@@ -6,6 +6,11 @@ import { TrustProxySpec } from "./http/rate-limit.ts";
 
 export { EnvError } from "@countersign/config";
 
+// grpc is not shipped (it would pull in @grpc/grpc-js); a collector takes OTLP over HTTP on 4318.
+const OtlpProtocol = z.enum(["http/protobuf", "http/json"], {
+  error: "must be http/protobuf or http/json (grpc is not supported; use the collector's OTLP/HTTP port, 4318)",
+});
+
 /**
  * Every setting the gateway reads, parsed once at boot, before anything opens a database.
  * A bad value stops the process with every problem named; nothing else in the gateway
@@ -68,6 +73,27 @@ export const GatewayEnv = z.object({
   TEAMS_CALLER_ID: z.string().optional(),
   TEAMS_OAUTH_API_URL: z.url().optional(),
   TEAMS_DEV_NO_AUTH: bool.default(false),
+  // OpenTelemetry traces, by the standard variables (tracing.ts). Off unless OTEL_TRACES_EXPORTER
+  // or an OTLP endpoint is set; the exporter also reads OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT,
+  // _COMPRESSION and OTEL_RESOURCE_ATTRIBUTES itself.
+  OTEL_SDK_DISABLED: z.enum(["true", "false", "TRUE", "FALSE", "True", "False"]).optional(),
+  OTEL_TRACES_EXPORTER: z
+    .string()
+    .regex(/^\s*(otlp|console|none)\s*(,\s*(otlp|console|none)\s*)*$/, "must be otlp, console or none (a comma-separated list)")
+    .optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url().optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: OtlpProtocol.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: OtlpProtocol.optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  OTEL_TRACES_SAMPLER: z
+    .enum(["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"])
+    .optional(),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
+  OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().min(0).optional(),
+  OTEL_BSP_EXPORT_TIMEOUT: z.coerce.number().int().min(0).optional(),
+  OTEL_BSP_MAX_QUEUE_SIZE: z.coerce.number().int().min(1).optional(),
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: z.coerce.number().int().min(1).optional(),
 });
 
 export type GatewayEnv = z.infer<typeof GatewayEnv>;

@@ -1,5 +1,5 @@
 import { chmodSync, existsSync } from "node:fs";
-import { createServer, type RequestListener, type Server } from "node:http";
+import { createServer, type RequestListener, type Server, type ServerResponse } from "node:http";
 import { join, resolve } from "node:path";
 import { configuredSurfaces } from "@countersign/config";
 import { BUILTIN_POLICY, type Logger, loadPolicyFile, type PolicyFile, policyWarnings as policyWarningsFor } from "@countersign/core";
@@ -25,8 +25,12 @@ import { createMetrics, metricsRoute, startMetricsServer } from "./metrics.ts";
 import { callbackHandler } from "./relay/callback.ts";
 import { Relay } from "./relay/relay.ts";
 import type { ChatSurface } from "./surface.ts";
+import { startTracing } from "./tracing.ts";
 
 export const VERSION = "0.1.0";
+
+/** How long a shutdown waits for requests in progress (main.ts forces the exit later than this). */
+export const SHUTDOWN_GRACE_MS = 8_000;
 
 export interface Gateway {
   url: string;
@@ -116,7 +120,42 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       }),
     );
   };
-  const server: Server = createServer((req, res) => handler(req, res));
+  // Responses in progress, so that a shutdown lets them finish before it closes connections.
+  const inFlight = new Set<ServerResponse>();
+  let draining = false;
+  const idle = new Set<() => void>();
+  const server: Server = createServer((req, res) => {
+    inFlight.add(res);
+    if (draining) res.setHeader("connection", "close");
+    res.once("close", () => {
+      inFlight.delete(res);
+      if (inFlight.size === 0) for (const f of idle) f();
+    });
+    handler(req, res);
+  });
+  /**
+   * The first step of a shutdown: take no new connections, end long-polls with a retry
+   * hint (another replica, or this one restarted, answers the next poll), and give the
+   * requests in progress up to SHUTDOWN_GRACE_MS to finish.
+   */
+  const drainHttp = async (waiters: Waiters | undefined) => {
+    draining = true;
+    // Answers still to be written tell the client this connection ends with them.
+    for (const res of inFlight) if (!res.headersSent) res.setHeader("connection", "close");
+    server.close();
+    server.closeIdleConnections();
+    waiters?.drain();
+    if (inFlight.size > 0) {
+      await new Promise<void>((done) => {
+        const timer = setTimeout(done, SHUTDOWN_GRACE_MS);
+        idle.add(() => {
+          clearTimeout(timer);
+          done();
+        });
+      });
+    }
+    server.closeAllConnections();
+  };
   await new Promise<void>((resolveListen, reject) => {
     server.once("error", (e) => reject(new StartupError(describeListenFailure(e, env.HOST, env.PORT), { cause: e })));
     server.listen(env.PORT, env.HOST, () => resolveListen());
@@ -132,6 +171,10 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
         server.closeAllConnections();
       }),
   ];
+  // Before anything makes a span; the SDK is only loaded when OTEL_* variables ask for traces.
+  // Its shutdown runs last, flushing the spans of everything stopped before it.
+  const tracing = await startTracing(env, log, VERSION);
+  if (tracing) cleanups.push(() => tracing.shutdown());
   try {
     if (dbConfig.kind === "pglite") {
       cleanups.unshift(await takeDataDirLock(dataDir, { role: "gateway", socket: socketPath(dataDir) }, log));
@@ -210,6 +253,7 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       deps,
       waiters,
       log,
+      tracing: tracing !== undefined,
       rateLimit: env.COUNTERSIGN_RATE_LIMIT,
       rateBurst: env.COUNTERSIGN_RATE_BURST,
       limits,
@@ -278,6 +322,7 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       log,
       stop() {
         stopping ??= (async () => {
+          await drainHttp(waiters);
           for (const c of cleanups) await Promise.resolve(c()).catch(() => {});
         })();
         return stopping;

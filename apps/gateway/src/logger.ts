@@ -1,4 +1,5 @@
 import type { Logger } from "@countersign/core";
+import { context, trace } from "@opentelemetry/api";
 import winston from "winston";
 
 const SECRET_KEY = /authorization|api[-_]?key|token|secret|password|passwd|cookie|signature|^key$|private|credential/i;
@@ -29,6 +30,18 @@ const redactFormat = winston.format((info) => {
 });
 
 /**
+ * `trace_id` and `span_id` of the active span, added to a line's meta when it is logged.
+ * They are read here, in the caller, not in a winston format: formats run in the logger's
+ * stream, which under back-pressure transforms a line later, outside the caller's context.
+ * With tracing off there is never an active span, so this adds nothing.
+ */
+function withTrace(meta: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  const sc = trace.getSpanContext(context.active());
+  if (!sc) return meta;
+  return { ...meta, trace_id: sc.traceId, span_id: sc.spanId };
+}
+
+/**
  * A child is made only when it first logs (most per-call loggers never do), and a line
  * below the configured level is dropped before it is formatted (winston formats every
  * line and leaves the level to its transports).
@@ -45,16 +58,16 @@ class WinstonLogger implements Logger {
     return this.#w;
   }
   debug(m: string, meta?: Record<string, unknown>) {
-    if (this.root.isLevelEnabled("debug")) this.w.debug(m, meta);
+    if (this.root.isLevelEnabled("debug")) this.w.debug(m, withTrace(meta));
   }
   info(m: string, meta?: Record<string, unknown>) {
-    if (this.root.isLevelEnabled("info")) this.w.info(m, meta);
+    if (this.root.isLevelEnabled("info")) this.w.info(m, withTrace(meta));
   }
   warn(m: string, meta?: Record<string, unknown>) {
-    if (this.root.isLevelEnabled("warn")) this.w.warn(m, meta);
+    if (this.root.isLevelEnabled("warn")) this.w.warn(m, withTrace(meta));
   }
   error(m: string, meta?: Record<string, unknown>) {
-    if (this.root.isLevelEnabled("error")) this.w.error(m, meta);
+    if (this.root.isLevelEnabled("error")) this.w.error(m, withTrace(meta));
   }
   child(meta: Record<string, unknown>): Logger {
     return new WinstonLogger(this.root, () => this.w.child(meta));

@@ -43,7 +43,8 @@ export async function main(): Promise<void> {
       }
       stoppingSince = Date.now();
       gw.log.info(`received ${signal}; shutting down`);
-      const force = setTimeout(() => process.exit(1), 10_000);
+      // Longer than the HTTP drain (SHUTDOWN_GRACE_MS) plus the relay finishing its deliveries.
+      const force = setTimeout(() => process.exit(1), 20_000);
       force.unref();
       void gw.stop().then(() => process.exit(0));
     };

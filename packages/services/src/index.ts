@@ -43,3 +43,4 @@ export * from "./requests/get.ts";
 export * from "./requests/list.ts";
 export * from "./requests/lock.ts";
 export * from "./requests/resource.ts";
+export * from "./tracing.ts";

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { CountersignError, type Logger } from "@countersign/core";
 import type { ServiceDeps } from "@countersign/services";
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from "express";
+import { httpServerSpans } from "../tracing.ts";
 import { openApiHandler } from "./openapi.ts";
 import { errorHandler, sendProblem } from "./problem.ts";
 import { RateLimits } from "./rate-limit.ts";
@@ -12,6 +13,8 @@ export interface AppParts {
   deps: ServiceDeps;
   waiters: Waiters;
   log: Logger;
+  /** An HTTP server span per request (tracing.ts); only when the OpenTelemetry SDK is started. */
+  tracing?: boolean;
   rateLimit: number;
   rateBurst: number;
   /** The intake, long-poll and unauthenticated limits (rate-limit.ts); absent: only intake, from rateLimit/rateBurst. */
@@ -34,6 +37,7 @@ export function createApp(parts: AppParts): Express {
   app.set("query parser", "simple");
   const limits = parts.limits ?? new RateLimits({ intake: { ratePerSecond: parts.rateLimit, burst: parts.rateBurst } });
   if (limits.settings.trustProxy !== undefined) app.set("trust proxy", limits.settings.trustProxy);
+  if (parts.tracing) app.use(httpServerSpans());
   app.use(limits.attach);
 
   app.use((req: Request, res: Response, next: NextFunction) => {

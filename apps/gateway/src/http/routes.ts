@@ -142,6 +142,7 @@ export function apiRouter(deps: ServiceDeps, waiters: Waiters, limits: RateLimit
     while (current.status === "pending" && Date.now() < deadline && !abort.signal.aborted) {
       await woken;
       if (abort.signal.aborted) return;
+      if (waiters.closing) throw new CountersignError("service_unavailable", "This gateway is shutting down; poll again.", { retryAfter: 1 });
       const left = deadline - Date.now();
       woken = left > 0 ? waiters.register(id, left, abort.signal) : Promise.resolve();
       current = await read();

@@ -9,6 +9,8 @@ export class Waiters {
   /** Reads in flight per request, shared by waiters that would otherwise each re-read the same row. */
   private readonly reads = new Map<string, Map<string, Promise<unknown>>>();
   private count = 0;
+  /** Set by drain(): the gateway is shutting down, so long-polls end at once. */
+  closing = false;
   private unlisten: (() => Promise<void>) | undefined;
 
   constructor(private readonly db: Database) {}
@@ -19,6 +21,13 @@ export class Waiters {
 
   async stop(): Promise<void> {
     await this.unlisten?.();
+    for (const set of [...this.byRequest.values()]) for (const w of [...set]) w();
+    this.byRequest.clear();
+  }
+
+  /** Ends every long-poll now and any opened from here on; their callers answer with a retry hint. */
+  drain(): void {
+    this.closing = true;
     for (const set of [...this.byRequest.values()]) for (const w of [...set]) w();
     this.byRequest.clear();
   }
@@ -41,6 +50,7 @@ export class Waiters {
    * between is not missed. Resolves on a change, a timeout, or an abort.
    */
   register(requestId: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.closing) return Promise.resolve();
     return new Promise((resolve) => {
       let set = this.byRequest.get(requestId);
       if (!set) {

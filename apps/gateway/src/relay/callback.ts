@@ -2,6 +2,7 @@ import { lookup as dnsLookup } from "node:dns";
 import { type CallbackGuard, type ClaimedJob, callbackTarget, parseRetryAfter, type ServiceDeps, systemCtx, toCountersignError } from "@countersign/services";
 import { Webhook } from "standardwebhooks";
 import { Agent, request } from "undici";
+import { traceHeaders } from "../tracing.ts";
 import type { JobResult } from "./relay.ts";
 
 const TIMEOUT_MS = 15_000;
@@ -72,6 +73,8 @@ export function callbackHandler(deps: ServiceDeps, userAgent: string) {
           "webhook-id": job.id,
           "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
           "webhook-signature": signature,
+          // The delivery attempt's span (traceparent, tracestate), so the receiver continues the request's trace.
+          ...traceHeaders(),
         },
         signal: AbortSignal.timeout(TIMEOUT_MS),
       });

@@ -1,7 +1,18 @@
 import { hostname } from "node:os";
 import type { Logger } from "@countersign/core";
 import { type Database, REQUEST_EVENTS_CHANNEL } from "@countersign/db";
-import { type ClaimedJob, claimJobs, isDatabaseUnavailable, type JobKind, nextAttemptDelayMs, settleJob } from "@countersign/services";
+import {
+  type ClaimedJob,
+  claimJobs,
+  isDatabaseUnavailable,
+  type JobKind,
+  nextAttemptDelayMs,
+  SpanKind,
+  SpanStatusCode,
+  settleJob,
+  startSpan,
+  withSpanContext,
+} from "@countersign/services";
 
 export type JobResult =
   | { ok: true; httpStatus?: number }
@@ -85,7 +96,41 @@ export class Relay {
     }
   }
 
+  /**
+   * One span per delivery attempt (`countersign.outbox.deliver`), a child of the context the
+   * job was queued in, so the attempt lands in its request's trace. Handlers run inside it:
+   * the callback's traceparent and the Slack/Teams call spans name this attempt.
+   */
   private async run(job: ClaimedJob): Promise<void> {
+    const { span, ctx } = startSpan("countersign.outbox.deliver", {
+      within: job.traceContext,
+      // Never the context that happened to schedule this tick (another request's commit).
+      detached: true,
+      kind: SpanKind.CONSUMER,
+      attributes: {
+        "countersign.job.kind": job.kind,
+        "countersign.job.id": job.id,
+        "countersign.job.attempt": job.attempts,
+        "countersign.job.max_attempts": job.maxAttempts,
+        ...(job.requestId ? { "countersign.request.id": job.requestId } : {}),
+      },
+    });
+    try {
+      await withSpanContext(ctx, async () => {
+        const outcome = await this.attempt(job);
+        span.setAttribute("countersign.outcome", outcome.state);
+        if (outcome.httpStatus !== undefined) span.setAttribute("http.response.status_code", outcome.httpStatus);
+        if (outcome.state !== "done") {
+          span.setAttribute("error.type", outcome.permanent ? "permanent" : outcome.state === "failed" ? "exhausted" : "retryable");
+          span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error?.slice(0, 200) });
+        }
+      });
+    } finally {
+      span.end();
+    }
+  }
+
+  private async attempt(job: ClaimedJob): Promise<{ state: "done" | "retry" | "failed"; httpStatus?: number; error?: string; permanent?: boolean }> {
     const startedAt = new Date();
     const handler = this.o.handlers[job.kind];
     let result: JobResult;
@@ -121,6 +166,11 @@ export class Relay {
       // The lease will expire and the job will run again: at least once, never zero.
       this.o.log.warn("relay: could not record job outcome; it will be retried after its lease", { jobId: job.id, err: (e as Error).message });
     }
+    return {
+      state: next.state,
+      ...(result.httpStatus !== undefined ? { httpStatus: result.httpStatus } : {}),
+      ...(result.ok ? {} : { error: result.error, permanent: result.permanent === true }),
+    };
   }
 
   async stop(): Promise<void> {

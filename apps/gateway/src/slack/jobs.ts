@@ -2,6 +2,7 @@ import type { Logger } from "@countersign/core";
 import type { ChatCards, ClaimedJob, JobKind, PostedCard } from "@countersign/services";
 import { z } from "zod";
 import type { JobHandler, JobResult } from "../relay/relay.ts";
+import { clientSpan } from "../tracing.ts";
 import { checkCardLimits, renderCard, type SlackCard } from "./card.ts";
 import { DESTINATION_ERRORS, describeSlackError, destinationHint, GONE_ERRORS, PAYLOAD_ERRORS } from "./slack-errors.ts";
 
@@ -67,7 +68,7 @@ export function slackJobHandlers(o: { cards: ChatCards; sender: CardSender; log:
       const key = JSON.stringify(next);
       if (key === last) return;
       try {
-        await sender.update(card.channel, card.messageId as string, next);
+        await clientSpan("slack.chat.update", () => sender.update(card.channel, card.messageId as string, next));
       } catch (e) {
         const d = describeSlackError(e);
         if (d.kind === "platform" && GONE_ERRORS.has(d.error)) {
@@ -97,7 +98,7 @@ export function slackJobHandlers(o: { cards: ChatCards; sender: CardSender; log:
       if (!card) return { ok: false, error: `request ${requestId} does not exist`, permanent: true };
       let sent: { channel: string; ts: string };
       try {
-        sent = await sender.post(channel, card);
+        sent = await clientSpan("slack.chat.postMessage", () => sender.post(channel, card));
       } catch (e) {
         const d = describeSlackError(e);
         if (d.kind === "platform" && DESTINATION_ERRORS.has(d.error)) {

@@ -3,6 +3,7 @@ import type { ChatCards, ClaimedJob, PostedCard, TeamsConversation, TeamsConvers
 import { type Activity, CardFactory, Channels, type ConversationParameters, type ConversationReference, MessageFactory } from "botbuilder";
 import { z } from "zod";
 import type { JobHandler, JobResult } from "../relay/relay.ts";
+import { clientSpan } from "../tracing.ts";
 import { type AdaptiveCard, renderCard } from "./card.ts";
 import type { GatewayCloudAdapter } from "./route.ts";
 
@@ -130,7 +131,8 @@ export function teamsJobHandlers(o: { messenger: TeamsMessenger; cards: ChatCard
       return { ok: false, permanent: true, error };
     }
     try {
-      await messenger.update(conv, c.conversationId, c.messageId, card);
+      const { conversationId, messageId } = c;
+      await clientSpan("teams.update_activity", () => messenger.update(conv, conversationId, messageId, card));
       return { ok: true };
     } catch (e) {
       if (!isPermanent(e)) return retry(e);
@@ -164,7 +166,7 @@ export function teamsJobHandlers(o: { messenger: TeamsMessenger; cards: ChatCard
 
     let posted: { conversationId: string; activityId: string };
     try {
-      posted = await messenger.post(conv, p.channel, card);
+      posted = await clientSpan("teams.create_conversation", () => messenger.post(conv, p.channel, card));
     } catch (e) {
       if (isPermanent(e)) return undeliverable(p, `Teams refused the card for channel ${p.channel}: ${describe(e)}`);
       return retry(e);

@@ -1,4 +1,5 @@
 import type { Database } from "@countersign/db";
+import type { StoredTraceContext } from "../tracing.ts";
 import type { JobKind } from "./retry-policy.ts";
 
 export interface ClaimedJob {
@@ -9,6 +10,8 @@ export interface ClaimedJob {
   attempts: number;
   maxAttempts: number;
   createdAt: Date;
+  /** The W3C trace context the job was queued in, else its request's; null with tracing off. */
+  traceContext?: StoredTraceContext | null;
 }
 
 /**
@@ -18,7 +21,16 @@ export interface ClaimedJob {
  */
 export async function claimJobs(db: Database, worker: string, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
   const rows = await db.prisma.$queryRawUnsafe<
-    { id: string; kind: JobKind; request_id: string | null; payload: Record<string, unknown>; attempts: number; max_attempts: number; created_at: Date }[]
+    {
+      id: string;
+      kind: JobKind;
+      request_id: string | null;
+      payload: Record<string, unknown>;
+      attempts: number;
+      max_attempts: number;
+      created_at: Date;
+      trace_context: StoredTraceContext | null;
+    }[]
   >(
     `UPDATE outbox_jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,
             lease_until = now() + ($2 || ' milliseconds')::interval, updated_at = now()
@@ -28,7 +40,8 @@ export async function claimJobs(db: Database, worker: string, limit: number, lea
          ORDER BY run_at
          LIMIT $3
          FOR UPDATE SKIP LOCKED)
-      RETURNING id, kind, request_id, payload, attempts, max_attempts, created_at`,
+      RETURNING id, kind, request_id, payload, attempts, max_attempts, created_at,
+                COALESCE(trace_context, (SELECT r.trace_context FROM approval_requests r WHERE r.id = outbox_jobs.request_id)) AS trace_context`,
     worker,
     String(leaseMs),
     limit,
@@ -41,5 +54,6 @@ export async function claimJobs(db: Database, worker: string, limit: number, lea
     attempts: r.attempts,
     maxAttempts: r.max_attempts,
     createdAt: r.created_at,
+    traceContext: r.trace_context,
   }));
 }

@@ -5,6 +5,7 @@ import { type ServiceCall, withTransaction } from "../context.ts";
 import { fromZod, isUniqueViolation } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { type QueuedJob, queueJob } from "../outbox/enqueue.ts";
+import { currentTraceContext, inSpan, inSpanSync, type Span } from "../tracing.ts";
 import { finishRequest } from "./finish.ts";
 import { loadResource, type RequestResource, type RequestRow, toResource } from "./resource.ts";
 import { insertRequest } from "./writes.ts";
@@ -17,7 +18,18 @@ export interface CreateRequestResult {
   replayed: boolean;
 }
 
-export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown; idempotencyKey?: string | undefined }>): Promise<CreateRequestResult> {
+type CreateInput = { body: unknown; idempotencyKey?: string | undefined };
+
+/**
+ * The intake, as one span (`countersign.intake`, continuing the agent's traceparent when
+ * the HTTP layer extracted one). Its context is stored with the request, so everything
+ * that later happens to the request joins this trace.
+ */
+export function createRequest(call: ServiceCall<CreateInput>): Promise<CreateRequestResult> {
+  return inSpan("countersign.intake", {}, (span) => intake(call, span));
+}
+
+async function intake({ ctx, input }: ServiceCall<CreateInput>, span: Span): Promise<CreateRequestResult> {
   const agent = requireAgent(ctx.actor, "requests");
   const parsed = CreateRequestInput.safeParse(input.body);
   if (!parsed.success) throw fromZod(parsed.error);
@@ -43,14 +55,27 @@ export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown;
     }
     return { resource: (await loadResource(deps.db.prisma, prior.id)) as RequestResource, replayed: true };
   };
+  span.setAttributes({ "countersign.action": body.action, "countersign.agent.key_id": agent.keyId });
   const earlier = await replay();
-  if (earlier) return earlier;
+  if (earlier) {
+    span.setAttributes({ "countersign.request.id": earlier.resource.id, "countersign.replayed": true });
+    return earlier;
+  }
 
   if (body.callbackUrl) await deps.callbackGuard.check(body.callbackUrl);
 
-  const decision = evaluatePolicy(deps.policy(), body, body.expiresIn);
+  const decision = inSpanSync("countersign.policy.evaluate", {}, (s) => {
+    const d = evaluatePolicy(deps.policy(), body, body.expiresIn);
+    s.setAttributes({
+      "countersign.policy.rule": d.ruleId ?? "(default)",
+      "countersign.policy.effect": d.effect,
+      "countersign.policy.required_approvals": d.requiredApprovals,
+    });
+    return d;
+  });
   const now = deps.clock();
   const id = newId("req");
+  span.setAttributes({ "countersign.request.id": id, "countersign.policy.effect": decision.effect, "countersign.replayed": false });
   const expiresAt = new Date(now.getTime() + decision.expiresInSeconds * 1000);
   const status = decision.effect === "allow" ? "approved" : decision.effect === "deny" ? "denied" : "pending";
 
@@ -94,6 +119,8 @@ export async function createRequest({ ctx, input }: ServiceCall<{ body: unknown;
         redeemedAt: null,
         idempotencyKey: idempotencyKey ?? null,
         bodySha256,
+        // The intake span's context (null with tracing off), written by the same INSERT.
+        traceContext: currentTraceContext() as RequestRow["traceContext"],
         createdAt: now,
         updatedAt: now,
         decisions: [],

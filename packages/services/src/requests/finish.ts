@@ -3,6 +3,7 @@ import { type AuditInput, appendAudits, type CoWrite } from "../audit/append.ts"
 import type { ServiceCall, TxCtx } from "../context.ts";
 import { type QueuedJob, queueJob } from "../outbox/enqueue.ts";
 import type { ReceiptClaims } from "../receipts/signer.ts";
+import { inSpan } from "../tracing.ts";
 import { cardUpdateJobs } from "./card-updates.ts";
 import type { LockedJob } from "./lock.ts";
 import { type RequestRow, toResource } from "./resource.ts";
@@ -49,7 +50,14 @@ export interface FinishInput {
  * wake-up for long-poll waiters. Runs inside the caller's transaction (`ctx.tx`); the
  * audit event names `ctx.actor`. Returns the row as it now is, without reading it again.
  */
-export async function finishRequest({ ctx, input }: ServiceCall<FinishInput> & { ctx: TxCtx }): Promise<RequestRow> {
+export function finishRequest(call: ServiceCall<FinishInput> & { ctx: TxCtx }): Promise<RequestRow> {
+  const { row, to, resolution } = call.input;
+  // A span of the request's trace: under decide's span, or (sweeper, cancel) under the stored intake context.
+  const attributes = { "countersign.request.id": row.id, "countersign.transition.to": to, "countersign.resolution": resolution };
+  return inSpan("countersign.transition", { within: row.traceContext, attributes }, () => finish(call));
+}
+
+async function finish({ ctx, input }: ServiceCall<FinishInput> & { ctx: TxCtx }): Promise<RequestRow> {
   const { tx, deps } = ctx;
   const { row, to, resolution, now } = input;
   if (!canTransition(row.status, to)) throw new CountersignError("request_not_pending", `this request is already ${row.status}`);

@@ -98,6 +98,7 @@ function toRow(doc: LoadedDoc): RequestRow {
     redeemedAt: dateOrNull(r.redeemed_at as string | null),
     idempotencyKey: r.idempotency_key as string | null,
     bodySha256: r.body_sha256 as string | null,
+    traceContext: (r.trace_context ?? null) as RequestRow["traceContext"],
     createdAt: date(r.created_at as string),
     updatedAt: date(r.updated_at as string),
     decisions: doc.decisions.map((d) => ({

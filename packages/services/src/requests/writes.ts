@@ -38,12 +38,14 @@ const REQUEST_COLUMNS = [
   "receipt",
   "idempotency_key",
   "body_sha256",
+  "trace_context",
   "created_at",
   "updated_at",
 ] as const;
 const CASTS: Partial<Record<(typeof REQUEST_COLUMNS)[number], string>> = {
   params: "jsonb",
   metadata: "jsonb",
+  trace_context: "jsonb",
   status: '"RequestStatus"',
   approver_groups: "text[]",
   eligible: "text[]",
@@ -89,6 +91,7 @@ export function insertRequest(r: RequestRow): CoWrite {
       r.receipt,
       r.idempotencyKey,
       r.bodySha256,
+      json(r.traceContext),
       iso(r.createdAt),
       iso(r.updatedAt),
     ],
