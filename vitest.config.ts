@@ -46,6 +46,8 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      // The container and Kubernetes files: Dockerfile lint, Helm render, schema checks.
+      { ...source, test: { name: "deploy", include: ["test/deploy/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 60_000 } },
     ],
   },
 });
