@@ -114,8 +114,12 @@ describe("metrics", () => {
     await submit({ action: "logs.read" }); // allowed by policy
     const approved = await submit({ action: "db.export" });
     const denied = await submit({ action: "db.export" });
-    const pending = await submit({ action: "iam.role.attach" });
-    expect(value(await scrape(), "countersign_requests_pending")).toBe(value(before, "countersign_requests_pending") + 3);
+    const pending = await submit({ action: "iam.role.attach", expiresIn: 600 });
+    const waiting = await scrape();
+    expect(value(waiting, "countersign_requests_pending")).toBe(value(before, "countersign_requests_pending") + 3);
+    // Only the one that expires within 15 minutes is "expiring soon".
+    expect(value(waiting, "countersign_requests_expiring_soon")).toBe(value(before, "countersign_requests_expiring_soon") + 1);
+    expect(value(waiting, "countersign_outbox_oldest_due_seconds")).toBeGreaterThanOrEqual(0);
 
     expect((await decide(approved.id, ownerKey, "approve")).status).toBe(403); // self-approval, refused
     expect((await decide(approved.id, aliceKey, "approve")).status).toBe(201);

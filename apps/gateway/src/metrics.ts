@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "@countersign/core";
 import type { Database } from "@countersign/db";
-import { type ClaimedJob, outboxStats, type ServiceDeps, type ServiceEvent } from "@countersign/services";
+import { type ClaimedJob, type OutboxStats, outboxStats, type ServiceDeps, type ServiceEvent } from "@countersign/services";
 import type { RequestHandler } from "express";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { requireKey } from "./http/auth.ts";
@@ -144,7 +144,7 @@ export function createMetrics({ db, log }: { db: Database; log: Logger }): Gatew
   });
 
   // Database-backed gauges, read once per scrape.
-  let snapshot: Promise<{ jobs: { kind: string; status: string; n: number }[]; pending: number } | null> | undefined;
+  let snapshot: Promise<OutboxStats | null> | undefined;
   const readDb = () => {
     snapshot ??= (async () => {
       try {
@@ -179,6 +179,24 @@ export function createMetrics({ db, log }: { db: Database; log: Logger }): Gatew
     async collect() {
       const s = await readDb();
       if (s) this.set(s.pending);
+    },
+  });
+  new Gauge({
+    name: "countersign_requests_expiring_soon",
+    help: "Approval requests still waiting for a decision that expire within 15 minutes",
+    registers,
+    async collect() {
+      const s = await readDb();
+      if (s) this.set(s.expiringSoon);
+    },
+  });
+  new Gauge({
+    name: "countersign_outbox_oldest_due_seconds",
+    help: "How long the oldest due, undelivered outbox job has waited: the relay's lag (0 when nothing is due)",
+    registers,
+    async collect() {
+      const s = await readDb();
+      if (s) this.set(s.oldestDueSeconds);
     },
   });
   let waiters: { readonly size: number } | undefined;

@@ -1,7 +1,7 @@
 import { type Database, openDatabase } from "@countersign/db";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { engines } from "../../../test/support/db.ts";
-import { type ClaimedJob, claimJobs, queueJob, settleJob } from "../src/index.ts";
+import { type ClaimedJob, claimJobs, createRequest, outboxStats, queueJob, settleJob } from "../src/index.ts";
 import { type ServiceHarness, setupServices } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -44,6 +44,28 @@ describe.each(engines())("outbox on %s", (engine) => {
   });
   afterAll(async () => {
     await h?.cleanup();
+  });
+
+  it("reports the relay's lag (the oldest due job's wait) and the pending requests about to expire", async () => {
+    const { db } = h;
+    // Drain what other tests left, so only this test's jobs count.
+    while ((await claimJobs(db, "sweep", 100, 60_000)).length > 0) {}
+    const now = new Date();
+    expect((await outboxStats(db, now)).oldestDueSeconds).toBe(0);
+    await enqueue(db, { kind: "callback", requestId: null, payload: { tag: "lag" }, runAt: new Date(now.getTime() - 42_000) });
+    await enqueue(db, { kind: "callback", requestId: null, payload: { tag: "lag" }, runAt: new Date(now.getTime() - 5_000) });
+    await enqueue(db, { kind: "callback", requestId: null, payload: { tag: "lag" }, runAt: new Date(now.getTime() + 3_600_000) }); // not due: no lag
+    expect(Math.round((await outboxStats(db, now)).oldestDueSeconds)).toBe(42);
+
+    const { actor } = await h.agent("stats", "owner@example.com");
+    const before = await outboxStats(db, h.clock.now());
+    const ask = (expiresIn: number) => createRequest({ ctx: h.ctx(actor), input: { body: { action: "svc.restart", summary: "s", params: {}, expiresIn } } });
+    await ask(600); // expires in 10 minutes: soon
+    await ask(1200); // 20 minutes: not yet
+    const after = await outboxStats(db, h.clock.now());
+    expect(after.pending - before.pending).toBe(2);
+    expect(after.expiringSoon - before.expiringSoon).toBe(1);
+    while ((await claimJobs(db, "sweep", 100, 60_000)).length > 0) {}
   });
 
   it("claims only due, pending jobs, once, and increments attempts", async () => {
