@@ -1,5 +1,6 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gunzipSync, gzipSync } from "node:zlib";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type Evidence, type JsonWebKeySet, verifyEvidence } from "../../packages/sdk/src/index.ts";
@@ -54,6 +55,9 @@ describe.skipIf(!inject("pgUrl"))("moving an embedded install to PostgreSQL, end
     const out = tempDir("cs-backup-");
     dirs.push(out);
     const file = join(out.dir, "countersign.jsonl.gz");
+    const nowhere = await runCli(["backup", "--out", join(out.dir, "missing/dir/x.gz")], cliEnv());
+    expect(nowhere.code).toBe(1);
+    expect(nowhere.stderr).toMatch(/^countersign: --out: cannot write .*missing\/dir\/x\.gz\.partial: no such directory\n$/);
     const b = await runCli(["backup", "--out", file], cliEnv());
     expect(b.stderr + b.stdout).toMatch(/backup written to .*: \d+ rows \(2 requests/);
     expect(b.code).toBe(0);
@@ -71,7 +75,20 @@ describe.skipIf(!inject("pgUrl"))("moving an embedded install to PostgreSQL, end
     // A second restore into the now-used directory is refused, and a file that is not a backup too.
     const again = await runCli(["restore", file], { COUNTERSIGN_DATA_DIR: fresh.dir });
     expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/already holds a database: restore into an empty data directory/);
+    expect(again.stderr).toMatch(/the target database is not empty \(api_keys: 2/);
+
+    // A restore that fails (a file cut short) leaves its directory empty, and the same command runs again.
+    const cut = join(out.dir, "cut.jsonl.gz");
+    const whole = gunzipSync(readFileSync(file)).toString("utf8").trimEnd().split("\n");
+    writeFileSync(cut, gzipSync(`${whole.slice(0, -1).join("\n")}\n`));
+    const retried = tempDir("cs-retried-");
+    dirs.push(retried);
+    const bad = await runCli(["restore", cut], { COUNTERSIGN_DATA_DIR: retried.dir });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/trailer is missing/);
+    const good = await runCli(["restore", file], { COUNTERSIGN_DATA_DIR: retried.dir });
+    expect(good.stdout).toMatch(/restored \d+ rows/);
+    expect(good.code).toBe(0);
     const bogus = await runCli(["restore", join(ROOT_README)], { COUNTERSIGN_DATA_DIR: join(fresh.dir, "other") });
     expect(bogus.code).toBe(1);
     expect(bogus.stderr).toMatch(/not a countersign backup/);

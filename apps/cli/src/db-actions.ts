@@ -1,5 +1,6 @@
-import { createReadStream, createWriteStream, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { createReadStream, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
@@ -52,15 +53,16 @@ function piped(produce: (emit: (line: SnapshotLine) => Promise<void>) => Promise
         wake?.();
         wake = undefined;
       };
-      void produce(async (line) => {
+      const producing = produce(async (line) => {
         // The consumer gave up (the load failed): end the producer's read transaction too.
+        // After the trailer there is nothing left to read, so the producer just finishes.
         if (stopped) throw new Error("the copy stopped");
         slot = line;
         signal();
         await new Promise<void>((r) => {
           taken = r;
         });
-        if (stopped) throw new Error("the copy stopped");
+        if (stopped && !("end" in line)) throw new Error("the copy stopped");
       }).then(
         () => {
           finished = true;
@@ -76,6 +78,8 @@ function piped(produce: (emit: (line: SnapshotLine) => Promise<void>) => Promise
       } finally {
         stopped = true;
         taken?.();
+        // The source's transaction has ended (committed or rolled back) before the caller closes it.
+        await producing;
       }
       async function* drain(): AsyncGenerator<SnapshotLine> {
         for (;;) {
@@ -121,13 +125,34 @@ export async function backup(o: { out: string; json?: boolean }, env: CliEnv): P
   const keyFile = receiptKeySources(env).keyFile;
   const header: BackupHeader = { format: BACKUP_FORMAT, version: 1, receiptKeys: existsSync(keyFile) ? JSON.parse(readFileSync(keyFile, "utf8")) : null };
   // Written beside the target and renamed at the end: a failed backup never leaves a file under the name asked for.
+  // Opened before the gateway is asked for anything, so a bad path fails first; a fresh file
+  // ("wx" after removing a stale one) gets mode 0600, since it holds the receipt keys.
   const partial = `${o.out}.partial`;
+  rmSync(partial, { force: true });
+  const file = await open(partial, "wx", 0o600).catch((e: NodeJS.ErrnoException) => {
+    throw new CliError(`--out: cannot write ${partial}: ${e.code === "ENOENT" ? "no such directory" : e.message}`);
+  });
   const gzip = createGzip();
-  const done = pipeline(gzip, createWriteStream(partial, { mode: 0o600 }));
+  const done = pipeline(gzip, file.createWriteStream());
+  // A disk that fills up fails the pipeline; every later write then rejects with its error.
+  let failed: Error | undefined;
+  done.catch((e: Error) => {
+    failed = e;
+  });
   const write = (line: unknown) =>
-    new Promise<void>((ok) => {
-      if (gzip.write(`${JSON.stringify(line)}\n`)) ok();
-      else gzip.once("drain", ok);
+    new Promise<void>((ok, fail) => {
+      if (failed) return fail(new CliError(`cannot write ${partial}: ${failed.message}`));
+      if (gzip.write(`${JSON.stringify(line)}\n`)) return ok();
+      const onDrain = () => {
+        gzip.off("close", onClose);
+        ok();
+      };
+      const onClose = () => {
+        gzip.off("drain", onDrain);
+        fail(new CliError(`cannot write ${partial}: ${failed?.message ?? "the file was closed"}`));
+      };
+      gzip.once("drain", onDrain);
+      gzip.once("close", onClose);
     });
   let counts: TableCounts;
   try {
@@ -179,10 +204,6 @@ async function* backupLines(file: string): AsyncGenerator<unknown> {
 
 export async function restore(file: string, o: { json?: boolean }, env: CliEnv): Promise<void> {
   if (!existsSync(file)) throw new CliError(`${file}: no such file`);
-  const dataDir = resolve(env.COUNTERSIGN_DATA_DIR);
-  if (!env.DATABASE_URL && existsSync(join(dataDir, "pglite", "PG_VERSION"))) {
-    throw new CliError(`${dataDir} already holds a database: restore into an empty data directory (set COUNTERSIGN_DATA_DIR to a new one)`);
-  }
   const source = backupLines(file);
   const first = (await source.next()).value as Partial<BackupHeader> | undefined;
   if (first?.format !== BACKUP_FORMAT || first.version !== 1) throw new CliError(`${file}: not a countersign backup (its first line is not a backup header)`);
@@ -194,6 +215,10 @@ export async function restore(file: string, o: { json?: boolean }, env: CliEnv):
   const session = await direct(env, "restoring");
   let counts: TableCounts;
   try {
+    // The embedded database is migrated when it is opened; PostgreSQL is migrated here. A
+    // database that holds anything is refused by loadSnapshot, so a failed restore (which
+    // leaves the tables empty) can simply be run again.
+    await session.ops.migrate();
     counts = await session.ops.loadSnapshot(source as AsyncIterable<SnapshotLine>, loadProgress("restored", o.json));
   } finally {
     await session.close();

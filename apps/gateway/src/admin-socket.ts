@@ -1,5 +1,5 @@
 import { existsSync, unlinkSync } from "node:fs";
-import type { Server } from "node:http";
+import type { Server, ServerResponse } from "node:http";
 import { CountersignError, type Logger } from "@countersign/core";
 import type { AdminOps } from "@countersign/services";
 import express from "express";
@@ -11,6 +11,27 @@ import { errorHandler } from "./http/problem.ts";
  * needs to open the embedded database directly. It exists so CLI commands work while
  * the gateway holds PGlite's single-process lock.
  */
+/**
+ * Writes one JSON line, waiting while the reader catches up. Rejects once the reader has
+ * gone: a closed socket never drains, and a wait for it would hold whatever the writer holds.
+ */
+function writeLine(res: ServerResponse, value: unknown): Promise<void> {
+  if (res.destroyed || res.writableEnded) return Promise.reject(new Error("the admin client went away"));
+  if (res.write(`${JSON.stringify(value)}\n`)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (e?: Error) => {
+      res.off("drain", ok);
+      res.off("close", gone);
+      if (e) reject(e);
+      else resolve();
+    };
+    const ok = () => done();
+    const gone = () => done(new Error("the admin client went away"));
+    res.once("drain", ok);
+    res.once("close", gone);
+  });
+}
+
 export async function startAdminSocket(path: string, ops: AdminOps, log: Logger): Promise<Server> {
   const app = express();
   app.use((req, _res, next) => {
@@ -51,9 +72,7 @@ export async function startAdminSocket(path: string, ops: AdminOps, log: Logger)
   });
   app.get("/audit/export", async (req, res) => {
     res.type("application/x-ndjson");
-    for await (const e of ops.exportAudit(Number(q(req.query.after) ?? 0))) {
-      if (!res.write(`${JSON.stringify(e)}\n`)) await new Promise((r) => res.once("drain", r));
-    }
+    for await (const e of ops.exportAudit(Number(q(req.query.after) ?? 0))) await writeLine(res, e);
     res.end();
   });
   // A backup of the embedded database while the gateway runs: one consistent snapshot, streamed.
@@ -61,9 +80,8 @@ export async function startAdminSocket(path: string, ops: AdminOps, log: Logger)
   app.get("/snapshot", async (_req, res) => {
     res.type("application/x-ndjson");
     try {
-      await ops.snapshot(async (line) => {
-        if (!res.write(`${JSON.stringify(line)}\n`)) await new Promise((r) => res.once("drain", r));
-      });
+      // A reader that goes away (Ctrl-C on `countersign backup`) ends the snapshot's transaction at once.
+      await ops.snapshot((line) => writeLine(res, line));
     } catch (e) {
       if (!res.headersSent) throw e;
       log.error("admin: snapshot failed part-way", { err: e as Error });

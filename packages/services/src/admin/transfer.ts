@@ -33,8 +33,9 @@ export type SnapshotLine =
   | { end: true; counts: TableCounts };
 
 const BATCH = 500;
-// Long enough for a large log over a slow link; the snapshot is read-only, so holding it is cheap on PostgreSQL.
-const SNAPSHOT_TX = { maxWait: 30_000, timeout: 60 * 60_000 } as const;
+// Long enough for a large log over a slow link; the snapshot is read-only, so holding it is cheap on
+// PostgreSQL. It waits for its turn however long the queue: an operator's backup is not refused for load.
+const SNAPSHOT_TX = { timeout: 60 * 60_000, wait: "always" } as const;
 
 async function appliedMigrations(q: Pick<Tx, "$queryRawUnsafe">): Promise<string[]> {
   const rows = await q.$queryRawUnsafe<{ name: string }[]>(
@@ -84,18 +85,27 @@ const total = (c: TableCounts) => Object.values(c).reduce((a, b) => a + b, 0);
  * meanwhile). `emit` is awaited, so a slow reader slows the read instead of filling memory.
  */
 export async function takeSnapshot(db: Database, emit: (line: SnapshotLine) => Promise<void>): Promise<TableCounts> {
-  return db.prisma.$transaction(
+  return db.transaction(
     async (tx) => {
       await checkTables(tx);
       const counts = await countsOf(tx);
       await emit({ format: SNAPSHOT_FORMAT, version: 1, takenAt: new Date().toISOString(), engine: db.kind, migrations: await appliedMigrations(tx), counts });
       for (const table of SNAPSHOT_TABLES) {
-        const order = (await primaryKey(tx, table)).join(", ");
-        for (let offset = 0; offset < counts[table]; offset += BATCH) {
+        const pk = await primaryKey(tx, table);
+        if (pk.length !== 1) throw new CountersignError("internal_error", `${table} has no single-column primary key to page by`);
+        const key = pk[0] as string;
+        // Keyset pages: each batch costs the same however far into the table it is.
+        let last: unknown;
+        for (let read = 0; read < counts[table]; ) {
           const rows = await tx.$queryRawUnsafe<{ r: unknown }[]>(
-            `SELECT row_to_json(t) AS r FROM ${table} t ORDER BY ${order} LIMIT ${BATCH} OFFSET ${offset}`,
+            `SELECT row_to_json(t) AS r FROM ${table} t ${last === undefined ? "" : `WHERE ${key} > $1`} ORDER BY ${key} LIMIT ${BATCH}`,
+            ...(last === undefined ? [] : [last]),
           );
-          await emit({ table, rows: rows.map((x) => (typeof x.r === "string" ? JSON.parse(x.r) : x.r)) });
+          if (rows.length === 0) break;
+          const batch = rows.map((x) => (typeof x.r === "string" ? JSON.parse(x.r) : x.r) as Record<string, unknown>);
+          last = batch[batch.length - 1]?.[key];
+          read += batch.length;
+          await emit({ table, rows: batch });
         }
       }
       await emit({ end: true, counts });
@@ -128,7 +138,7 @@ export async function loadSnapshot(db: Database, lines: AsyncIterable<SnapshotLi
     const rows = SNAPSHOT_TABLES.filter((t) => before[t] > 0).map((t) => `${t}: ${before[t]}`);
     throw new CountersignError("conflict", `the target database is not empty (${rows.join(", ")}); copy only into a new, empty database`);
   }
-  return db.prisma.$transaction(async (tx) => {
+  return db.transaction(async (tx) => {
     let header: Extract<SnapshotLine, { format: string }> | undefined;
     const loaded = Object.fromEntries(SNAPSHOT_TABLES.map((t) => [t, 0])) as TableCounts;
     let order = 0;
@@ -157,6 +167,7 @@ export async function loadSnapshot(db: Database, lines: AsyncIterable<SnapshotLi
       }
       if (!("table" in line) || !Array.isArray(line.rows)) throw invalid("the snapshot has a line that is neither rows nor its trailer");
       const at = SNAPSHOT_TABLES.indexOf(line.table);
+      if (at < 0) throw invalid(`the snapshot names a table this version does not have: ${String(line.table).slice(0, 64)}`);
       if (at < order) throw invalid(`the snapshot's tables are out of order (${line.table} after ${SNAPSHOT_TABLES[order]})`);
       order = at;
       // The rows come back through the table's own row type, so every column keeps its type.

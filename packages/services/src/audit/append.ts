@@ -85,7 +85,14 @@ function insertEvents(rows: number, notify: boolean, writes: CoWrite[]): string 
   const ctes = writes.map((w, i) => {
     const at = offset;
     offset += w.params.length;
-    return `w${i} AS (${w.sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + at}`)})`;
+    let highest = 0;
+    const sql = w.sql.replace(/\$(\d+)/g, (_, n: string) => {
+      highest = Math.max(highest, Number(n));
+      return `$${Number(n) + at}`;
+    });
+    // A short or long params list would shift every later write's values onto the wrong columns.
+    if (highest !== w.params.length) throw new Error(`a co-write uses $1..$${highest} but has ${w.params.length} params: ${w.sql.slice(0, 60)}`);
+    return `w${i} AS (${sql})`;
   });
   if (notify || ctes.length > 0) {
     const from = notify ? `e, pg_notify('${REQUEST_EVENTS_CHANNEL}', $${rows * PER_ROW + 1})` : "e";

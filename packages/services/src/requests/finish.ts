@@ -62,7 +62,9 @@ async function finish({ ctx, input }: ServiceCall<FinishInput> & { ctx: TxCtx })
   const { row, to, resolution, now } = input;
   if (!canTransition(row.status, to)) throw new CountersignError("request_not_pending", `this request is already ${row.status}`);
   const receipt = to === "approved" ? await deps.receipts.sign(receiptClaims(row), now) : null;
-  const updated: RequestRow = { ...row, status: to, resolution, decidedAt: now, receipt, updatedAt: now };
+  // updatedAt is when this row is written, not the change's time: a sweep shares one `now`
+  // across its batch, and audit verify skips rows written after its walk began by this stamp.
+  const updated: RequestRow = { ...row, status: to, resolution, decidedAt: now, receipt, updatedAt: deps.clock() };
   const at = now.toISOString();
   const transition = input.insert ? insertRequest(updated) : transitionRequest(updated);
   const jobs: QueuedJob[] = [];
