@@ -39,11 +39,15 @@ export function engines(): Engine[] {
   return inject("pgUrl") ? ["pglite", "postgres"] : ["pglite"];
 }
 
-/** Opens a fresh, migrated database of the given engine. */
-export async function openTestDatabase(engine: Engine): Promise<{ db: Database; cleanup: () => Promise<void> }> {
+/** Opens a fresh, migrated database of the given engine; `poolSize` applies to PostgreSQL only (PGlite has one connection). */
+export async function openTestDatabase(
+  engine: Engine,
+  opts: { poolSize?: number; queueLimit?: number } = {},
+): Promise<{ db: Database; cleanup: () => Promise<void> }> {
+  const queue = opts.queueLimit === undefined ? {} : { queueLimit: opts.queueLimit };
   if (engine === "pglite") {
     const t = tempDir();
-    const db = await openDatabase({ kind: "pglite", dataDir: t.dir });
+    const db = await openDatabase({ kind: "pglite", dataDir: t.dir, ...queue });
     await db.migrate();
     return {
       db,
@@ -54,7 +58,7 @@ export async function openTestDatabase(engine: Engine): Promise<{ db: Database; 
     };
   }
   const pgdb = await freshPostgresUrl();
-  const db = await openDatabase({ kind: "postgres", url: pgdb.url });
+  const db = await openDatabase({ kind: "postgres", url: pgdb.url, ...(opts.poolSize ? { poolSize: opts.poolSize } : {}), ...queue });
   await db.migrate();
   return {
     db,

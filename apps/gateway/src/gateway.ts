@@ -105,6 +105,7 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
   const dataDir = resolve(env.COUNTERSIGN_DATA_DIR);
   const dbConfig = databaseConfigFrom({ url: env.DATABASE_URL, dataDir });
   if (dbConfig.kind === "postgres") dbConfig.poolSize = env.DATABASE_POOL_SIZE;
+  dbConfig.queueLimit = env.DATABASE_QUEUE_LIMIT;
 
   // Bind the port before anything touches the data: a busy port then changes nothing. With
   // PORT=0 the default public URL (and so the receipt issuer) must name the port actually
@@ -305,7 +306,14 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       const sock = socketPath(dataDir);
       const adminServer = await startAdminSocket(sock, adminOps(deps, "cli-via-gateway"), log);
       chmodSync(sock, 0o600);
-      cleanups.unshift(() => new Promise<void>((r) => adminServer.close(() => r())));
+      // A backup in progress is cut (its file then lacks a trailer, and restore refuses it) rather than holding up the stop.
+      cleanups.unshift(
+        () =>
+          new Promise<void>((r) => {
+            adminServer.close(() => r());
+            adminServer.closeAllConnections();
+          }),
+      );
     }
 
     const addr = server.address();

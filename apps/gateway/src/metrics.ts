@@ -199,6 +199,14 @@ export function createMetrics({ db, log }: { db: Database; log: Logger }): Gatew
       if (s) this.set(s.oldestDueSeconds);
     },
   });
+  new Gauge({
+    name: "countersign_db_transactions_waiting",
+    help: "Transactions queued for a database connection on this replica (DATABASE_QUEUE_LIMIT refuses past its bound)",
+    registers,
+    collect() {
+      this.set(db.admission?.waiting ?? 0);
+    },
+  });
   let waiters: { readonly size: number } | undefined;
   new Gauge({
     name: "countersign_long_poll_waiters",

@@ -11,3 +11,9 @@ export interface ChatSurface {
   start?(): Promise<void>;
   stop?(): Promise<void>;
 }
+
+/**
+ * Chat votes decided at once per replica and surface. Enough to keep the database busy, and
+ * few enough that API callers still get their turn. The rest wait in memory, never refused.
+ */
+export const VOTES_IN_FLIGHT = 16;

@@ -38,6 +38,8 @@ export const DatabaseEnv = {
     .refine((s) => URL.canParse(s), "is not a valid URL")
     .optional(),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  // Transactions that may wait for a connection; past it callers get 503 with Retry-After.
+  DATABASE_QUEUE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(256),
   COUNTERSIGN_DATA_DIR: z.string().default("./.countersign/data"),
 };
 

@@ -7,6 +7,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
+import { Admission, type AdmissionWait } from "./admission.ts";
 import { pgDriver, pgliteDriver, type SqlDriver } from "./driver.ts";
 import { PrismaClient } from "./generated/prisma/client.ts";
 import { loadMigrations, type MigrateResult, migrate, pendingMigrations } from "./migrate.ts";
@@ -22,7 +23,21 @@ export const REQUEST_EVENTS_CHANNEL = "countersign_request_events";
 
 export type DatabaseConfig =
   /** `dataDir` is Countersign's data directory; PGlite's files live in its `pglite/` folder. */
-  { kind: "pglite"; dataDir: string } | { kind: "postgres"; url: string; poolSize?: number };
+  ({ kind: "pglite"; dataDir: string } | { kind: "postgres"; url: string; poolSize?: number }) & {
+    /** How many transactions may wait for a connection before more are refused (DATABASE_QUEUE_LIMIT). */
+    queueLimit?: number;
+  };
+
+/** The default of DATABASE_QUEUE_LIMIT. */
+export const DEFAULT_QUEUE_LIMIT = 256;
+
+export interface TransactionOptions {
+  isolationLevel?: "ReadCommitted" | "RepeatableRead" | "Serializable";
+  /** How long the transaction may run once it has a connection (Prisma's `timeout`). */
+  timeout?: number;
+  /** "always": wait in the queue whatever its bound (see Admission). */
+  wait?: AdmissionWait;
+}
 
 export interface Database {
   kind: "pglite" | "postgres";
@@ -33,6 +48,13 @@ export interface Database {
   pendingMigrations(dir?: string): Promise<string[]>;
   /** Subscribe to NOTIFY on a channel; returns an unsubscribe function. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * An interactive transaction, admitted through `admission`: at most one per pool
+   * connection runs, and a burst waits its turn in arrival order (up to the queue's bound)
+   * instead of timing out in the pool. Every service transaction goes through here.
+   */
+  transaction<T>(fn: (tx: Tx) => Promise<T>, opts?: TransactionOptions): Promise<T>;
+  admission: Admission;
   /** Cheap round trip used by /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -63,7 +85,8 @@ export interface OpenOptions {
 }
 
 export async function openDatabase(config: DatabaseConfig, opts: OpenOptions = {}): Promise<Database> {
-  return config.kind === "pglite" ? openPglite(config.dataDir, opts) : openPostgres(config.url, config.poolSize);
+  const queueLimit = config.queueLimit ?? DEFAULT_QUEUE_LIMIT;
+  return config.kind === "pglite" ? openPglite(config.dataDir, queueLimit, opts) : openPostgres(config.url, config.poolSize, queueLimit);
 }
 
 /**
@@ -89,7 +112,25 @@ async function initPglite(dir: string): Promise<void> {
   });
 }
 
-async function openPglite(dataDir: string, opts: OpenOptions): Promise<Database> {
+/**
+ * Runs `fn` in a Prisma transaction once `admission` lets it. An admitted transaction finds
+ * a connection at once but for reads outside transactions holding one briefly, so the pool
+ * wait (`maxWait`) is generous: past the queue, callers are refused before they get here.
+ */
+function admitted(prisma: PrismaClient, admission: Admission) {
+  return <T>(fn: (tx: Tx) => Promise<T>, opts: TransactionOptions = {}): Promise<T> =>
+    admission.run(
+      () =>
+        prisma.$transaction(fn, {
+          maxWait: 10_000,
+          timeout: opts.timeout ?? 5_000,
+          ...(opts.isolationLevel ? { isolationLevel: opts.isolationLevel } : {}),
+        }),
+      opts.wait,
+    );
+}
+
+async function openPglite(dataDir: string, queueLimit: number, opts: OpenOptions): Promise<Database> {
   const dir = join(dataDir, "pglite");
   mkdirSync(dir, { recursive: true });
   if (!existsSync(join(dir, "PG_VERSION"))) {
@@ -100,9 +141,13 @@ async function openPglite(dataDir: string, opts: OpenOptions): Promise<Database>
   await lite.waitReady;
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(lite) });
   const driver = pgliteDriver(lite);
+  // One connection: transactions take turns here rather than inside the adapter.
+  const admission = new Admission(1, queueLimit);
   return {
     kind: "pglite",
     prisma,
+    admission,
+    transaction: admitted(prisma, admission),
     location: dataDir,
     migrate: async (dir = DEFAULT_MIGRATIONS_DIR) => migrate(driver, await loadMigrations(dir)),
     pendingMigrations: async (dir = DEFAULT_MIGRATIONS_DIR) => pendingMigrations(driver, await loadMigrations(dir)),
@@ -120,7 +165,7 @@ async function openPglite(dataDir: string, opts: OpenOptions): Promise<Database>
   };
 }
 
-async function openPostgres(url: string, poolSize = 10): Promise<Database> {
+async function openPostgres(url: string, poolSize = 10, queueLimit = DEFAULT_QUEUE_LIMIT): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000 });
   // Idle clients emit 'error' when the server goes away; the next query reports it instead.
   pool.on("error", () => {});
@@ -166,9 +211,12 @@ async function openPostgres(url: string, poolSize = 10): Promise<Database> {
     }
   }
 
+  const admission = new Admission(poolSize, queueLimit);
   return {
     kind: "postgres",
     prisma,
+    admission,
+    transaction: admitted(prisma, admission),
     location: redactUrl(url),
     migrate: async (dir = DEFAULT_MIGRATIONS_DIR) => {
       const ms = await loadMigrations(dir);

@@ -1,3 +1,5 @@
+import { TransactionQueueFullError } from "./admission.ts";
+
 /**
  * What a database failure means for the caller, recognised from the typed fields that
  * Prisma, its driver adapters, node-postgres and Node's sockets put on their errors.
@@ -57,6 +59,7 @@ const PG_MESSAGES: [RegExp, DatabaseErrorKind][] = [
 
 function classifyOne(e: unknown): DatabaseErrorKind | undefined {
   if (!e || typeof e !== "object") return undefined;
+  if (e instanceof TransactionQueueFullError) return "busy";
   // An adapter's `{ kind: "postgres", code }` carries the SQLSTATE in `code`, like node-postgres does.
   const o = e as { code?: unknown; kind?: unknown; message?: unknown };
   if (typeof o.code === "string") {

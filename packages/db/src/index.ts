@@ -1,3 +1,4 @@
+export * from "./admission.ts";
 export * from "./database.ts";
 export type { SqlDriver } from "./driver.ts";
 export { pgDriver } from "./driver.ts";

@@ -1,5 +1,5 @@
 import type { Actor, Logger, PolicyFile, RefusalCode, Surface, TerminalStatus } from "@countersign/core";
-import type { Database, Tx } from "@countersign/db";
+import type { AdmissionWait, Database, Tx } from "@countersign/db";
 import type { CallbackGuard } from "./callbacks/guard.ts";
 import type { ReceiptSigner } from "./receipts/signer.ts";
 
@@ -37,6 +37,12 @@ export interface ServiceCtx {
   requestId: string;
   log: Logger;
   tx?: Tx;
+  /**
+   * "always": this call's transaction waits for a connection however many are queued. For a
+   * reviewer's click that Slack or Teams was already told is received; an API caller can
+   * retry a 503 instead.
+   */
+  admission?: AdmissionWait;
 }
 
 /** A ctx inside a transaction; verbs that take it run in the caller's transaction. */
@@ -63,5 +69,5 @@ export function systemCtx(deps: ServiceDeps, name: string, requestId = `${name}-
  */
 export function withTransaction<T>(ctx: ServiceCtx, fn: (ctx: TxCtx) => Promise<T>): Promise<T> {
   if (ctx.tx) return fn(ctx as TxCtx);
-  return ctx.deps.db.prisma.$transaction((tx) => fn({ ...ctx, tx }));
+  return ctx.deps.db.transaction((tx) => fn({ ...ctx, tx }), { wait: ctx.admission ?? "bounded" });
 }

@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { type Actor, CountersignError, type Logger, REFUSAL_CODES, REQUEST_ID, type Vote } from "@countersign/core";
+import { Admission } from "@countersign/db";
 import { type ChatCards, decide, recordRefusal, type ServiceDeps, toCountersignError } from "@countersign/services";
 import type { App, BlockAction, ButtonAction, SlackViewMiddlewareArgs, ViewSubmitAction } from "@slack/bolt";
 import type { ModalView } from "@slack/types";
+import { VOTES_IN_FLIGHT } from "../surface.ts";
 import { ACTION, approveModal, denyModal, type ModalMetadata, REASON_INPUT, REASON_MAX, VIEW } from "./card.ts";
 import type { SlackDirectory } from "./identity.ts";
 import { errorMessage, successMessage, toServiceCtx } from "./messages.ts";
@@ -82,7 +84,11 @@ export function registerInteractions(app: App, o: InteractionOptions): void {
     }
   };
 
-  const vote = async (v: {
+  // Clicks are acknowledged at once; this many are decided at a time and the rest wait their
+  // turn in memory (never refused for load: their transactions queue with wait "always").
+  const inFlight = new Admission(VOTES_IN_FLIGHT, Number.POSITIVE_INFINITY);
+  const vote = (v: Parameters<typeof castVote>[0]) => inFlight.run(() => castVote(v), "always");
+  const castVote = async (v: {
     userId: string;
     requestId: string;
     decision: Vote;

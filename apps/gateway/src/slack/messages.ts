@@ -4,7 +4,8 @@ import { escapeMrkdwn } from "./card.ts";
 
 /** The Slack surface's ctx: the reviewer resolved from the signed payload, under the click's correlation id. */
 export function toServiceCtx(deps: ServiceDeps, actor: Actor, correlationId: string): ServiceCtx {
-  return serviceCtx(deps, actor, correlationId);
+  // A click is never refused because other transactions are queued (see ServiceCtx.admission).
+  return { ...serviceCtx(deps, actor, correlationId), admission: "always" };
 }
 
 const sentence = (s: string) => {

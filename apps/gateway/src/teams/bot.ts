@@ -1,4 +1,5 @@
 import { type Actor, type Logger, REFUSAL_CODES, REQUEST_ID } from "@countersign/core";
+import { Admission } from "@countersign/db";
 import { type ChatCards, decide, recordRefusal, type ServiceDeps, type TeamsConversations, toCountersignError } from "@countersign/services";
 import {
   type AdaptiveCardInvokeResponse,
@@ -8,6 +9,7 @@ import {
   type TeamsChannelData,
   TurnContext,
 } from "botbuilder";
+import { VOTES_IN_FLIGHT } from "../surface.ts";
 import { type AdaptiveCard, type CardNotice, renderCard, renderNoticeCard, VERBS } from "./card.ts";
 import { activityTenant, type TeamsIdentity } from "./identity.ts";
 import { noticeFor, REASON_REQUIRED, toServiceCtx } from "./notices.ts";
@@ -38,6 +40,8 @@ const invokeError = (statusCode: number, code: string, message: string): Adaptiv
  * card click into a decide() call whose outcome it renders back as a card.
  */
 export class CountersignTeamsBot extends TeamsActivityHandler {
+  // As for Slack: this many decided at a time per replica, the rest wait their turn, none refused for load.
+  private readonly votes = new Admission(VOTES_IN_FLIGHT, Number.POSITIVE_INFINITY);
   private readonly recent = new Map<string, { at: number; response: Promise<AdaptiveCardInvokeResponse> }>();
 
   constructor(private readonly p: TeamsBotParts) {
@@ -112,10 +116,14 @@ export class CountersignTeamsBot extends TeamsActivityHandler {
       principal = actor.principal;
       // decide() audits its own refusals.
       audited = true;
-      const result = await decide({
-        ctx: toServiceCtx(this.p.deps, actor, correlationId),
-        input: { requestId, body: { decision: verb, ...(reason ? { reason } : {}) } },
-      });
+      const result = await this.votes.run(
+        () =>
+          decide({
+            ctx: toServiceCtx(this.p.deps, actor, correlationId),
+            input: { requestId, body: { decision: verb, ...(reason ? { reason } : {}) } },
+          }),
+        "always",
+      );
       const r = result.resource;
       log.info("teams: decision recorded", { reviewer: principal, decision: verb, status: r.status });
       const progress = r.status === "pending" ? ` ${r.approvals.received} of ${r.approvals.required} approvals so far.` : "";

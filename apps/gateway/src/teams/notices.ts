@@ -4,7 +4,8 @@ import type { CardNotice } from "./card.ts";
 
 /** The Teams surface's ctx: the reviewer resolved from the JWT-validated activity, under the turn's correlation id. */
 export function toServiceCtx(deps: ServiceDeps, actor: Actor, correlationId: string): ServiceCtx {
-  return serviceCtx(deps, actor, correlationId);
+  // A click is never refused because other transactions are queued (see ServiceCtx.admission).
+  return { ...serviceCtx(deps, actor, correlationId), admission: "always" };
 }
 
 const REFUSAL_TITLES: Record<RefusalCode | "reviewer_unverified", string> = {

@@ -51,7 +51,7 @@ async function legacyLeaves(tx: Tx): Promise<{ leaves: Leaf[]; broken: string | 
 export async function sealCheckpoint({ ctx, input }: ServiceCall<SealInput>): Promise<SealResult> {
   const maxEvents = input.maxEvents ?? CHECKPOINT_DEFAULTS.maxEvents;
   const { deps } = ctx;
-  return deps.db.prisma.$transaction(
+  return deps.db.transaction(
     async (tx) => {
       const [lock] = await tx.$queryRawUnsafe<{ ok: boolean }[]>(`SELECT pg_try_advisory_xact_lock(${CHECKPOINT_LOCK}) AS ok`);
       if (!lock?.ok) return { sealed: null, reason: "busy" } as const;
@@ -111,7 +111,7 @@ export async function sealCheckpoint({ ctx, input }: ServiceCall<SealInput>): Pr
       return { sealed: checkpointRecord(row) };
     },
     // The one legacy checkpoint may seal a long chain; regular rounds are small.
-    { timeout: 120_000, maxWait: 10_000 },
+    { timeout: 120_000 },
   );
 }
 

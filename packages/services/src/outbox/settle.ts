@@ -17,7 +17,7 @@ export async function settleJob(
   attempt: AttemptRecord,
   next: { state: "done" } | { state: "retry"; at: Date } | { state: "failed" },
 ): Promise<boolean> {
-  return db.prisma.$transaction(async (tx) => {
+  return db.transaction(async (tx) => {
     // Only the worker holding the lease may settle; a worker whose lease expired and was
     // re-claimed elsewhere must not overwrite the newer attempt's outcome.
     const owned = await tx.outboxJob.updateMany({
