@@ -178,6 +178,15 @@ async function main(): Promise<void> {
       }
       const met = r.ackMs.p99 <= 50;
       targets.push({ benchmark: "slack", engine: r.engine, what: "Slack click ack p99", target: "<= 50 ms", value: `${r.ackMs.p99} ms`, met });
+      // A fast ack means nothing if the vote behind it was lost or refused.
+      targets.push({
+        benchmark: "slack",
+        engine: r.engine,
+        what: "Slack clicks recorded as votes",
+        target: "all",
+        value: `${r.decided}/${r.clicks}`,
+        met: r.decided === r.clicks,
+      });
       rows.push([
         r.engine,
         String(r.clicks),

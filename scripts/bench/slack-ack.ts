@@ -66,6 +66,15 @@ export async function benchSlackAck(o: SlackAckOptions): Promise<SlackAckResult>
     });
     // Let the relay post every card first, so the clicks are not queued behind card posts.
     await waitForIdle(env.gw, { quietMs: 500, maxCpuShare: 0.05 });
+    // Each click must come from its request's own card (the gateway refuses a button from any
+    // other message), so take every card's channel and ts from what the fake Slack was sent.
+    const cardOf = new Map<string, { channel: string; ts: string }>();
+    for (const c of env.slack.callsTo("chat.postMessage")) {
+      const id = /req_[0-9A-HJKMNP-TV-Z]{26}/.exec(JSON.stringify(c.args.blocks ?? ""))?.[0];
+      if (id && c.response.ok) cardOf.set(id, { channel: String(c.response.channel), ts: String(c.response.ts) });
+    }
+    const missing = ids.filter((id) => !cardOf.has(id)).length;
+    if (missing > 0) throw new Error(`slack: ${missing} of ${ids.length} requests have no card posted`);
     const all: number[] = [];
     const perBurst: { p50: number; max: number }[] = [];
     let non200 = 0;
@@ -78,8 +87,8 @@ export async function benchSlackAck(o: SlackAckOptions): Promise<SlackAckResult>
         const raw = formBody(
           blockActionsPayload({
             user: slackUser(who.id, who.name),
-            channel: "C0BENCH0001",
-            messageTs: "1700000000.000100",
+            channel: cardOf.get(ids[i] as string)?.channel as string,
+            messageTs: cardOf.get(ids[i] as string)?.ts as string,
             actionId: "countersign.approve",
             value: ids[i] as string,
           }),

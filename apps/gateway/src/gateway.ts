@@ -14,6 +14,7 @@ import {
   type ServiceDeps,
   startCheckpointer,
   systemCtx,
+  warmUp,
 } from "@countersign/services";
 import { startAdminSocket } from "./admin-socket.ts";
 import type { GatewayEnv } from "./env.ts";
@@ -268,6 +269,10 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       },
     });
 
+    // Until this returns, callers get the "starting" 503 and /readyz is not green.
+    const warming = performance.now();
+    await warmUp(deps);
+    log.debug("warmed up the hot paths", { ms: Math.round(performance.now() - warming) });
     handler = app;
     if (env.COUNTERSIGN_METRICS_PORT) {
       const metricsServer = await startMetricsServer(metrics, env.HOST, env.COUNTERSIGN_METRICS_PORT, log);

@@ -44,3 +44,4 @@ export * from "./requests/list.ts";
 export * from "./requests/lock.ts";
 export * from "./requests/resource.ts";
 export * from "./tracing.ts";
+export * from "./warm-up.ts";
