@@ -2,13 +2,12 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type Evidence, type JsonWebKeySet, verifyEvidence } from "../../packages/sdk/src/index.ts";
 import { eventually, runCli } from "../support/api-helpers.ts";
 import { freshPostgresUrl } from "../support/db.ts";
 import { type GatewayProcess, ROOT, startGateway } from "../support/gateway.ts";
-import { call, FAULT_POLICY, lifecycleViolations, sealingViolations } from "./support.ts";
+import { call, FAULT_POLICY, lifecycleViolations, sealingViolations, sharedReceiptKey } from "./support.ts";
 
 const git = (...args: string[]) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
 
@@ -60,12 +59,7 @@ describe.skipIf(!inject("pgUrl"))("a rolling upgrade: the previous release and t
     // The new release's migrations first, as the Helm chart's pre-upgrade Job does.
     const m = await runCli(["migrate"], { DATABASE_URL: db.url });
     expect(m.stdout).toContain(prev.newest);
-    const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
-    const env = {
-      COUNTERSIGN_RATE_LIMIT: "0",
-      COUNTERSIGN_CHECKPOINT_MS: "200",
-      COUNTERSIGN_RECEIPT_KEY: JSON.stringify({ ...(await exportJWK(privateKey)), kid: "upgrade" }),
-    };
+    const env = { COUNTERSIGN_RATE_LIMIT: "0", COUNTERSIGN_CHECKPOINT_MS: "200", COUNTERSIGN_RECEIPT_KEY: await sharedReceiptKey("upgrade") };
     [old, now] = await Promise.all([
       startGateway({ databaseUrl: db.url, policy: FAULT_POLICY, env, main: { file: join(dir, "apps/gateway/dist/main.js"), cwd: dir } }),
       startGateway({ databaseUrl: db.url, policy: FAULT_POLICY, env }),

@@ -1,3 +1,4 @@
+import { exportJWK, generateKeyPair } from "jose";
 import pg from "pg";
 import type { ReceivedCallback } from "../fakes/callback-receiver.ts";
 
@@ -220,4 +221,10 @@ export async function sealingViolations(url: string, withinMs = 15_000): Promise
     if (rows.length === 0 || Date.now() > deadline) return rows.map((r) => r.problem);
     await sleep(250);
   }
+}
+
+/** COUNTERSIGN_RECEIPT_KEY for every replica of a test: one fresh Ed25519 key, as the README asks replicas to share. */
+export async function sharedReceiptKey(kid: string): Promise<string> {
+  const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  return JSON.stringify({ ...(await exportJWK(privateKey)), kid });
 }

@@ -1,4 +1,3 @@
-import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startCallbackReceiver } from "../fakes/callback-receiver.ts";
 import { freshPostgresUrl } from "../support/db.ts";
@@ -12,6 +11,7 @@ import {
   REVIEWERS,
   retryBusy,
   sealingViolations,
+  sharedReceiptKey,
   sleep,
   sql,
 } from "./support.ts";
@@ -45,13 +45,7 @@ describe.skipIf(!inject("pgUrl"))("two replicas on one PostgreSQL", () => {
 
   beforeAll(async () => {
     db = await freshPostgresUrl();
-    const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
-    const env = {
-      COUNTERSIGN_RATE_LIMIT: "0",
-      COUNTERSIGN_RETRY_SCALE: "0.01",
-      // Every replica signs receipts with the same key, as the README asks.
-      COUNTERSIGN_RECEIPT_KEY: JSON.stringify({ ...(await exportJWK(privateKey)), kid: "faults" }),
-    };
+    const env = { COUNTERSIGN_RATE_LIMIT: "0", COUNTERSIGN_RETRY_SCALE: "0.01", COUNTERSIGN_RECEIPT_KEY: await sharedReceiptKey("faults") };
     [a, b] = await Promise.all([
       startGateway({ databaseUrl: db.url, policy: FAULT_POLICY, env }),
       startGateway({ databaseUrl: db.url, policy: FAULT_POLICY, env }),

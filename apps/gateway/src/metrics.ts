@@ -172,33 +172,24 @@ export function createMetrics({ db, log }: { db: Database; log: Logger }): Gatew
       for (const j of s?.jobs ?? []) this.set({ kind: j.kind, status: j.status }, j.n);
     },
   });
-  new Gauge({
-    name: "countersign_requests_pending",
-    help: "Approval requests waiting for a decision",
-    registers,
-    async collect() {
-      const s = await readDb();
-      if (s) this.set(s.pending);
-    },
-  });
-  new Gauge({
-    name: "countersign_requests_expiring_soon",
-    help: "Approval requests still waiting for a decision that expire within 15 minutes",
-    registers,
-    async collect() {
-      const s = await readDb();
-      if (s) this.set(s.expiringSoon);
-    },
-  });
-  new Gauge({
-    name: "countersign_outbox_oldest_due_seconds",
-    help: "How long the oldest due, undelivered outbox job has waited: the relay's lag (0 when nothing is due)",
-    registers,
-    async collect() {
-      const s = await readDb();
-      if (s) this.set(s.oldestDueSeconds);
-    },
-  });
+  // One figure of the scrape's database snapshot each (left unset when it could not be read).
+  const fromDb = (name: string, help: string, pick: (s: OutboxStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      async collect() {
+        const s = await readDb();
+        if (s) this.set(pick(s));
+      },
+    });
+  fromDb("countersign_requests_pending", "Approval requests waiting for a decision", (s) => s.pending);
+  fromDb("countersign_requests_expiring_soon", "Approval requests still waiting for a decision that expire within 15 minutes", (s) => s.expiringSoon);
+  fromDb(
+    "countersign_outbox_oldest_due_seconds",
+    "How long the oldest due, undelivered outbox job has waited: the relay's lag (0 when nothing is due)",
+    (s) => s.oldestDueSeconds,
+  );
   new Gauge({
     name: "countersign_db_transactions_waiting",
     help: "Transactions queued for a database connection on this replica (DATABASE_QUEUE_LIMIT refuses past its bound)",
