@@ -9,6 +9,9 @@ import { defineConfig } from "vitest/config";
 // Vite's own defaults follow "source", since setting conditions replaces them.
 const conditions = ["source", "module", "node", "development|production"];
 const source = { resolve: { conditions }, ssr: { resolve: { conditions } } };
+// Packages that publish a "source" export of their own (TypeScript that Node cannot load):
+// Vite compiles them instead of handing them to Node.
+const server = { deps: { inline: ["eventsource-parser", /@modelcontextprotocol\/sdk/] } };
 
 export default defineConfig({
   ...source,
@@ -29,6 +32,7 @@ export default defineConfig({
         ...source,
         test: {
           name: "e2e",
+          server,
           include: ["test/e2e/**/*.test.ts", "packages/sdk/test/**/*.test.ts"],
           globalSetup: ["test/support/build.ts", "test/support/pg-global-setup.ts"],
           testTimeout: 60_000,
@@ -39,6 +43,7 @@ export default defineConfig({
         ...source,
         test: {
           name: "faults",
+          server,
           include: ["test/faults/**/*.test.ts"],
           globalSetup: ["test/support/build.ts", "test/support/pg-global-setup.ts"],
           testTimeout: 600_000,

@@ -49,6 +49,8 @@ export const GatewayEnv = z.object({
   COUNTERSIGN_TRUST_PROXY: TrustProxySpec.optional(),
   COUNTERSIGN_RELAY_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(200),
   COUNTERSIGN_SWEEP_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  // How often a tool call waiting for approval sends MCP progress, which keeps the client from timing out.
+  COUNTERSIGN_MCP_PROGRESS_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
   // A checkpoint seals new audit events every this many ms, or sooner once this many wait.
   COUNTERSIGN_CHECKPOINT_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   COUNTERSIGN_CHECKPOINT_MAX_EVENTS: z.coerce.number().int().min(1).max(100_000).default(1000),

@@ -22,6 +22,8 @@ import { createApp } from "./http/app.ts";
 import { RateLimits, rateLimitSettings } from "./http/rate-limit.ts";
 import { Waiters } from "./http/waiters.ts";
 import { createLogger } from "./logger.ts";
+import { McpGateway } from "./mcp/route.ts";
+import { McpConfigError, resolveUpstream } from "./mcp/upstream.ts";
 import { createMetrics, metricsRoute, startMetricsServer } from "./metrics.ts";
 import { callbackHandler } from "./relay/callback.ts";
 import { Relay } from "./relay/relay.ts";
@@ -93,6 +95,15 @@ async function takeDataDirLock(dataDir: string, info: { role: "gateway"; socket:
   }
 }
 
+function resolveMcpServers(policy: PolicyFile) {
+  try {
+    return Object.fromEntries(Object.entries(policy.mcp?.servers ?? {}).map(([name, c]) => [name, resolveUpstream(name, c, process.env)]));
+  } catch (e) {
+    if (e instanceof McpConfigError) throw new StartupError(e.message, { cause: e });
+    throw e;
+  }
+}
+
 export interface StartOptions {
   env: GatewayEnv;
   log?: Logger;
@@ -103,6 +114,8 @@ export interface StartOptions {
 export async function startGateway({ env, log: given, surfaces: buildSurfaces }: StartOptions): Promise<Gateway> {
   const log = given ?? createLogger({ level: env.LOG_LEVEL, format: env.LOG_FORMAT ?? (env.NODE_ENV === "production" ? "json" : "pretty") });
   const { policy, source } = loadPolicy(env, log);
+  // A `${NAME}` the environment does not set fails the start, naming it, before anything is touched.
+  const mcpServers = resolveMcpServers(policy);
   const dataDir = resolve(env.COUNTERSIGN_DATA_DIR);
   const dbConfig = databaseConfigFrom({ url: env.DATABASE_URL, dataDir });
   if (dbConfig.kind === "postgres") dbConfig.poolSize = env.DATABASE_POOL_SIZE;
@@ -140,13 +153,14 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
    * hint (another replica, or this one restarted, answers the next poll), and give the
    * requests in progress up to SHUTDOWN_GRACE_MS to finish.
    */
-  const drainHttp = async (waiters: Waiters | undefined) => {
+  const drainHttp = async (waiters: Waiters | undefined, mcp: McpGateway | undefined) => {
     draining = true;
     // Answers still to be written tell the client this connection ends with them.
     for (const res of inFlight) if (!res.headersSent) res.setHeader("connection", "close");
     server.close();
     server.closeIdleConnections();
     waiters?.drain();
+    mcp?.drain();
     if (inFlight.size > 0) {
       await new Promise<void>((done) => {
         const timer = setTimeout(done, SHUTDOWN_GRACE_MS);
@@ -236,6 +250,14 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
     cleanups.unshift(() => waiters.stop());
     metrics.observeWaiters(waiters);
 
+    let mcp: McpGateway | undefined;
+    if (Object.keys(mcpServers).length > 0) {
+      const gateway = new McpGateway({ deps, waiters, log, servers: mcpServers, progressMs: env.COUNTERSIGN_MCP_PROGRESS_MS });
+      mcp = gateway;
+      cleanups.unshift(() => gateway.stop());
+      log.info("MCP gateway: each server is served at /mcp/<server>", { servers: Object.keys(mcpServers) });
+    }
+
     const relay = new Relay({
       db,
       log,
@@ -260,6 +282,7 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       rateBurst: env.COUNTERSIGN_RATE_BURST,
       limits,
       rawRouters: surfaces.flatMap((s) => (s.mount ? [s.mount] : [])),
+      ...(mcp ? { mcp: mcp.router() } : {}),
       // With COUNTERSIGN_METRICS_PORT, /metrics lives only on that port.
       metrics: env.COUNTERSIGN_METRICS_PORT ? undefined : metricsRoute(metrics, deps, env.COUNTERSIGN_METRICS_PUBLIC),
       ready: async () => {
@@ -335,7 +358,7 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       log,
       stop() {
         stopping ??= (async () => {
-          await drainHttp(waiters);
+          await drainHttp(waiters, mcp);
           for (const c of cleanups) await Promise.resolve(c()).catch(() => {});
         })();
         return stopping;

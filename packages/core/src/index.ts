@@ -12,6 +12,7 @@ export * from "./policy/duration.ts";
 export * from "./policy/evaluate.ts";
 export { type PolicyWarning, policyWarnings } from "./policy/lint.ts";
 export * from "./policy/load.ts";
+export * from "./policy/mcp.ts";
 export * from "./policy/schema.ts";
 export * from "./principal.ts";
 export * from "./request-schema.ts";

@@ -22,6 +22,8 @@ export interface AppParts {
   /** Routers that must see the raw body (Slack signature checks, Bot Framework), mounted first. */
   rawRouters?: { path: string; router: Router | express.RequestHandler }[];
   extraRoutes?: (app: Express) => void;
+  /** The MCP gateway's routes (`/mcp/<server>`), when the policy names MCP servers. */
+  mcp?: Router;
   /** GET /metrics (auth, then exposition); absent when metrics have their own port. */
   metrics?: RequestHandler[];
   ready: () => Promise<{ ok: boolean; detail: Record<string, unknown> }>;
@@ -70,6 +72,7 @@ export function createApp(parts: AppParts): Express {
   if (parts.metrics) app.get("/metrics", ...parts.metrics);
 
   parts.extraRoutes?.(app);
+  if (parts.mcp) app.use("/mcp", parts.mcp);
   app.use("/v1", apiRouter(deps, parts.waiters, limits));
 
   app.use((req: Request, res: Response) => {

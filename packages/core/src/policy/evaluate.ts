@@ -1,6 +1,8 @@
+import { posix } from "node:path";
 import picomatch from "picomatch";
+import { canonicalJson } from "../canonical.ts";
 import { parseDuration } from "./duration.ts";
-import type { Channel, Effect, PolicyFile, Risk, Rule } from "./schema.ts";
+import type { Channel, Effect, ParamCondition, PolicyFile, Risk, Rule } from "./schema.ts";
 
 export const DEFAULT_EXPIRES_IN_SECONDS = 3600;
 export const MAX_EXPIRES_IN_SECONDS = 7 * 86400;
@@ -12,6 +14,8 @@ export interface PolicySubject {
   environment?: string | null | undefined;
   resource?: string | null | undefined;
   risk?: Risk | null | undefined;
+  /** The request's params; rules with `match.params` look at its top-level keys. */
+  params?: unknown;
 }
 
 export interface PolicyDecision {
@@ -39,6 +43,32 @@ function glob(pattern: string): (s: string) => boolean {
 
 const list = <T>(v: T | T[] | undefined): T[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v : [v]);
 
+/**
+ * A glob is matched against the path a string names: `.` and `..` segments and repeated
+ * slashes are resolved first, so `/srv/docs/../secrets/key` is not "under" `/srv/docs/**`
+ * and `/etc//passwd` is under `/etc/**`. (Symbolic links are the upstream's to resolve.)
+ */
+function namedPath(s: string): string {
+  return s.includes("/") ? posix.normalize(s) : s;
+}
+
+function paramMatches(cond: ParamCondition, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof cond === "string" || Array.isArray(cond)) {
+    if (typeof value !== "string") return false;
+    const target = namedPath(value);
+    return (list(cond) as string[]).some((g) => glob(g)(target));
+  }
+  if (cond !== null && typeof cond === "object") return canonicalJson(cond.equals) === canonicalJson(value);
+  return cond === value;
+}
+
+function paramsMatch(conds: Record<string, ParamCondition>, params: unknown): boolean {
+  if (params === null || typeof params !== "object" || Array.isArray(params)) return false;
+  const p = params as Record<string, unknown>;
+  return Object.entries(conds).every(([key, cond]) => paramMatches(cond, Object.hasOwn(p, key) ? p[key] : undefined));
+}
+
 export function ruleMatches(rule: Rule, s: PolicySubject): boolean {
   const m = rule.match;
   if (!m) return true;
@@ -50,7 +80,25 @@ export function ruleMatches(rule: Rule, s: PolicySubject): boolean {
   if (resources && !(s.resource && resources.some((g) => glob(g)(s.resource as string)))) return false;
   const risks = list(m.risk);
   if (risks && !(s.risk && risks.includes(s.risk))) return false;
+  if (m.params && !paramsMatch(m.params, s.params)) return false;
   return true;
+}
+
+/**
+ * What the policy can do with an action whatever its params: the effects of every rule
+ * that may match it, up to the first that matches it unconditionally (or the default).
+ * `tools/list` hides a tool whose only possible effect is deny.
+ */
+export function possibleEffects(policy: PolicyFile, s: Omit<PolicySubject, "params">): Set<Effect> {
+  const effects = new Set<Effect>();
+  for (const rule of policy.rules) {
+    const withoutParams: Rule = rule.match?.params ? { ...rule, match: { ...rule.match, params: undefined } } : rule;
+    if (!ruleMatches(withoutParams, s)) continue;
+    effects.add(rule.effect);
+    if (!rule.match?.params) return effects;
+  }
+  effects.add(policy.default);
+  return effects;
 }
 
 /** First matching rule wins; no match falls back to the policy's default effect. */

@@ -4,6 +4,7 @@ import { parsePrincipal } from "../principal.ts";
 import { parseDuration } from "./duration.ts";
 import { DEFAULT_APPROVALS } from "./evaluate.ts";
 import { approverPeople, describeApprovers, distinctApprovers, listPeople } from "./lint.ts";
+import { McpSection } from "./mcp.ts";
 
 export { RISKS };
 export const Risk = z.enum(RISKS);
@@ -25,8 +26,20 @@ export const Channel = z
   .refine((c) => c.slack || c.teams, { message: "a channel needs a slack or a teams destination" });
 export type Channel = z.infer<typeof Channel>;
 
+/**
+ * A condition on one argument (a top-level key of `params`): a glob or a list of globs
+ * for a string, a literal for a number, boolean or null, or `{ equals: value }` for any
+ * JSON value, compared canonically.
+ */
+export const ParamCondition = z.union([oneOrMany(Glob), z.number(), z.boolean(), z.null(), z.strictObject({ equals: z.json() })]);
+export type ParamCondition = z.infer<typeof ParamCondition>;
+
 export const RuleMatch = z.strictObject({
   action: oneOrMany(Glob).optional(),
+  params: z
+    .record(z.string().min(1), ParamCondition)
+    .refine((p) => Object.keys(p).length > 0, "name at least one argument")
+    .optional(),
   environment: oneOrMany(z.string().min(1)).optional(),
   resource: oneOrMany(Glob).optional(),
   risk: oneOrMany(Risk).optional(),
@@ -69,6 +82,7 @@ export const PolicyFile = z
     channels: z.record(z.string().min(1), Channel).default({}),
     rules: z.array(Rule).default([]),
     default: z.enum(["allow", "deny"]).default("deny"),
+    mcp: McpSection.optional(),
   })
   .superRefine((p, ctx) => {
     for (const [name, members] of Object.entries(p.groups)) {

@@ -18,7 +18,12 @@ export interface CreateRequestResult {
   replayed: boolean;
 }
 
-type CreateInput = { body: unknown; idempotencyKey?: string | undefined };
+type CreateInput = {
+  body: unknown;
+  idempotencyKey?: string | undefined;
+  /** Redeem the receipt of a request the policy approves at once (see finishRequest's `redeem`). */
+  redeemIfAllowed?: boolean;
+};
 
 /**
  * The intake, as one span (`countersign.intake`, continuing the agent's traceparent when
@@ -148,7 +153,16 @@ async function intake({ ctx, input }: ServiceCall<CreateInput>, span: Span): Pro
         // Decided by the policy: the row is written once, in its final state, with both events.
         return finishRequest({
           ctx: { ...tctx, actor: POLICY_ACTOR },
-          input: { row: created, to: status, resolution: "policy", now, auditData: { ruleId: decision.ruleId }, precedingAudit: [createdEvent], insert: true },
+          input: {
+            row: created,
+            to: status,
+            resolution: "policy",
+            now,
+            auditData: { ruleId: decision.ruleId },
+            precedingAudit: [createdEvent],
+            insert: true,
+            redeem: input.redeemIfAllowed === true,
+          },
         });
       }
       const posts: QueuedJob[] = [];

@@ -42,6 +42,11 @@ export interface FinishInput {
    * its terminal state, since a statement's UPDATE cannot see a row its own INSERT made.
    */
   insert?: boolean;
+  /**
+   * Uses the receipt as it is issued (an approval only): the MCP gateway forwards a call
+   * the policy allowed at once, and a replay of it must not run the tool a second time.
+   */
+  redeem?: boolean;
 }
 
 /**
@@ -64,7 +69,9 @@ async function finish({ ctx, input }: ServiceCall<FinishInput> & { ctx: TxCtx })
   const receipt = to === "approved" ? await deps.receipts.sign(receiptClaims(row), now) : null;
   // updatedAt is when this row is written, not the change's time: a sweep shares one `now`
   // across its batch, and audit verify skips rows written after its walk began by this stamp.
-  const updated: RequestRow = { ...row, status: to, resolution, decidedAt: now, receipt, updatedAt: deps.clock() };
+  // Only an insert can redeem: a transition's UPDATE does not write redeemed_at.
+  const redeemedAt = input.redeem && input.insert && to === "approved" ? now : row.redeemedAt;
+  const updated: RequestRow = { ...row, status: to, resolution, decidedAt: now, receipt, redeemedAt, updatedAt: deps.clock() };
   const at = now.toISOString();
   const transition = input.insert ? insertRequest(updated) : transitionRequest(updated);
   const jobs: QueuedJob[] = [];
@@ -87,7 +94,13 @@ async function finish({ ctx, input }: ServiceCall<FinishInput> & { ctx: TxCtx })
   // The vote, the transition, its events, its jobs and the NOTIFY for waiters (delivered on commit): one statement.
   await appendAudits(
     tx,
-    [...(input.precedingAudit ?? []), { type: `request.${to}`, requestId: row.id, actor: ctx.actor, data: { resolution, ...input.auditData } }],
+    [
+      ...(input.precedingAudit ?? []),
+      { type: `request.${to}`, requestId: row.id, actor: ctx.actor, data: { resolution, ...input.auditData } },
+      ...(redeemedAt && !row.redeemedAt
+        ? [{ type: "receipt.redeemed", requestId: row.id, actor: ctx.actor, data: { action: row.action, redeemedAt: at } }]
+        : []),
+    ],
     now,
     { notify: row.id, writes: [...(input.precedingWrites ?? []), transition, ...jobs.map((j) => j.write)] },
   );

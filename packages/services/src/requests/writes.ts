@@ -36,6 +36,7 @@ const REQUEST_COLUMNS = [
   "decided_at",
   "resolution",
   "receipt",
+  "redeemed_at",
   "idempotency_key",
   "body_sha256",
   "trace_context",
@@ -52,6 +53,7 @@ const CASTS: Partial<Record<(typeof REQUEST_COLUMNS)[number], string>> = {
   notify: "text[]",
   expires_at: "timestamp(3)",
   decided_at: "timestamp(3)",
+  redeemed_at: "timestamp(3)",
   created_at: "timestamp(3)",
   updated_at: "timestamp(3)",
 };
@@ -89,6 +91,7 @@ export function insertRequest(r: RequestRow): CoWrite {
       iso(r.decidedAt),
       r.resolution,
       r.receipt,
+      iso(r.redeemedAt),
       r.idempotencyKey,
       r.bodySha256,
       json(r.traceContext),

@@ -1,0 +1,414 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { type CallToolResult, CallToolResultSchema, CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { createLocalJWKSet, jwtVerify } from "jose";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { canonicalSha256 } from "../../packages/core/src/index.ts";
+import { blocksText, type FakeSlack, startFakeSlack } from "../fakes/fake-slack.ts";
+import { blockActionsPayload, sendSigned, slackUser } from "../fakes/slack-sign.ts";
+import { eventually, sleep } from "../support/api-helpers.ts";
+import { engines, tempDir } from "../support/db.ts";
+import { type GatewayProcess, startGateway } from "../support/gateway.ts";
+import { childProcessesOf, connectMcp, EVERYTHING_SERVER, FILESYSTEM_SERVER, type McpConnection, startEverythingHttp } from "../support/mcp.ts";
+
+const SECRET = "8f742231b10e8888abcd99yyyzzz85a5";
+const TOKEN = "xoxb-1111-2222-countersign-mcp";
+const OPS = "C0MCPOPS1";
+const ALICE = slackUser("U0ALICE01", "alice");
+const CAROL = slackUser("U0CAROL01", "carol");
+
+const META_REQUEST = "countersign.dev/requestId";
+const META_RECEIPT = "countersign.dev/receipt";
+const META_IDEMPOTENCY = "countersign.dev/idempotencyKey";
+
+const text = (r: CallToolResult) => r.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
+
+describe.each(engines())("the MCP gateway (%s)", (engine) => {
+  let gw: GatewayProcess;
+  let slack: FakeSlack;
+  let http: Awaited<ReturnType<typeof startEverythingHttp>>;
+  const root = tempDir("cs-mcp-fs-");
+  let agentKey: string;
+  let otherAgentKey: string;
+  let bobKey: string;
+  let adminKey: string;
+  const open: McpConnection[] = [];
+
+  const connect = async (server: string, o: Parameters<typeof connectMcp>[3] & { key?: string } = {}) => {
+    const c = await connectMcp(gw.url, server, o.key ?? agentKey, o);
+    open.push(c);
+    return c;
+  };
+  const call = (client: Client, name: string, args: Record<string, unknown>, opts: { meta?: Record<string, unknown>; timeout?: number } = {}) =>
+    client.request({ method: "tools/call", params: { name, arguments: args, ...(opts.meta ? { _meta: opts.meta } : {}) } }, CallToolResultSchema, {
+      timeout: opts.timeout ?? 60_000,
+    }) as Promise<CallToolResult>;
+
+  const request = async (id: string) =>
+    (await (await gw.api(`/v1/requests/${id}`, { key: adminKey })).json()) as { status: string; params: unknown; resolution: string; redeemedAt?: string };
+
+  /** The pending request a waiting call made, once it exists, found by its action and path. */
+  const pendingFor = (action: string, path: string) =>
+    eventually(async () => {
+      const list = (await (await gw.api(`/v1/requests?status=pending&action=${encodeURIComponent(action)}`, { key: adminKey })).json()) as {
+        data: { id: string; params: { path?: string } }[];
+      };
+      return list.data.find((r) => r.params.path === path);
+    });
+  const eventTypes = async (id: string) =>
+    ((await (await gw.api(`/v1/requests/${id}/evidence`, { key: adminKey })).json()) as { entries: { event: { type: string } }[] }).entries.map(
+      (e) => e.event.type,
+    );
+
+  const approveByApi = (id: string, decision: "approve" | "deny" = "approve", reason?: string) =>
+    gw.api(`/v1/requests/${id}/decisions`, { method: "POST", key: bobKey, json: { decision, ...(reason ? { reason } : {}) } });
+
+  beforeAll(async () => {
+    mkdirSync(join(root.dir, "docs"));
+    mkdirSync(join(root.dir, "secrets"));
+    writeFileSync(join(root.dir, "docs", "readme.md"), "# hello from the filesystem server\n");
+    writeFileSync(join(root.dir, "secrets", "key.txt"), "do-not-read\n");
+    slack = await startFakeSlack({
+      token: TOKEN,
+      users: [
+        { id: ALICE.id, name: "alice", email: "alice@example.com" },
+        { id: CAROL.id, name: "carol", email: "carol@example.com" },
+      ],
+    });
+    http = await startEverythingHttp();
+    const node = JSON.stringify(process.execPath);
+    gw = await startGateway({
+      engine,
+      env: { SLACK_BOT_TOKEN: TOKEN, SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: slack.url, COUNTERSIGN_MCP_PROGRESS_MS: "500" },
+      policy: `
+version: 1
+channels:
+  ops: { slack: { channel: ${OPS} } }
+mcp:
+  servers:
+    fs: { command: ${node}, args: [${JSON.stringify(FILESYSTEM_SERVER)}, ${JSON.stringify(root.dir)}] }
+    everything: { command: ${node}, args: [${JSON.stringify(EVERYTHING_SERVER)}, stdio] }
+    slow: { command: ${node}, args: [${JSON.stringify(EVERYTHING_SERVER)}, stdio], timeout: 2s }
+    remote: { url: ${http.url} }
+    broken: { command: /nonexistent/mcp-server }
+rules:
+  - id: no-secrets
+    description: secrets never leave the box
+    match: { action: "mcp.fs.*", params: { path: "${root.dir}/secrets/**" } }
+    effect: deny
+  - id: no-moves
+    match: { action: mcp.fs.move_file }
+    effect: deny
+  - id: quick-dirs
+    match: { action: mcp.fs.create_directory }
+    effect: require_approval
+    approvers: [alice@example.com, bob@example.com]
+    expiresIn: 2s
+    notify: [ops]
+  - id: fs-writes
+    match: { action: ["mcp.fs.write_file", "mcp.fs.edit_file"] }
+    effect: require_approval
+    approvers: [alice@example.com, bob@example.com, carol@example.com]
+    notify: [ops]
+  - id: fs-reads
+    match: { action: "mcp.fs.*" }
+    effect: allow
+  - id: everything
+    match: { action: ["mcp.everything.*", "mcp.slow.*", "mcp.remote.*"] }
+    effect: allow
+default: deny
+`,
+    });
+    // carol owns the agent's key: she is the requester of every call it makes.
+    agentKey = (await gw.createKey({ name: "claude-code", owner: "carol@example.com", scopes: ["requests"] })).key;
+    otherAgentKey = (await gw.createKey({ name: "other-agent", owner: "dave@example.com", scopes: ["requests"] })).key;
+    bobKey = (await gw.createKey({ name: "bob", owner: "bob@example.com", scopes: ["decisions"] })).key;
+    adminKey = (await gw.createKey({ name: "admin", owner: "admin@example.com", scopes: ["admin"] })).key;
+  });
+
+  afterEach(async () => {
+    for (const c of open.splice(0)) await c.close().catch(() => {});
+  });
+
+  afterAll(async () => {
+    for (const c of open) await c.close().catch(() => {});
+    await gw?.stop();
+    await http?.stop();
+    await slack?.close();
+    root.remove();
+  });
+
+  it("lists the upstream's tools, without those the policy always denies, and marks those that wait for approval", async () => {
+    const { client } = await connect("fs");
+    const { tools } = await client.listTools();
+    const names = tools.map((t) => t.name);
+    expect(names).toContain("read_text_file");
+    expect(names).not.toContain("move_file");
+    const write = tools.find((t) => t.name === "write_file");
+    const read = tools.find((t) => t.name === "read_text_file");
+    expect(write?.description).toMatch(/Countersign: .*may wait for a person's approval/);
+    expect(read?.description).not.toMatch(/Countersign/);
+    expect(client.getServerVersion()?.name).toMatch(/filesystem/i);
+  });
+
+  it("an allowed read runs at once and returns the upstream's result, with a receipt bound to its arguments", async () => {
+    const { client } = await connect("fs");
+    const path = join(root.dir, "docs", "readme.md");
+    const r = await call(client, "read_text_file", { path });
+    expect(r.isError).toBeFalsy();
+    expect(text(r)).toContain("hello from the filesystem server");
+    const id = r._meta?.[META_REQUEST] as string;
+    const receipt = r._meta?.[META_RECEIPT] as string;
+    expect(await request(id)).toMatchObject({ status: "approved", resolution: "policy", params: { path } });
+    const jwks = createLocalJWKSet((await (await gw.api("/.well-known/jwks.json")).json()) as Parameters<typeof createLocalJWKSet>[0]);
+    const { payload } = await jwtVerify(receipt, jwks);
+    expect(payload).toMatchObject({ jti: id, action: "mcp.fs.read_text_file", params_sha256: canonicalSha256({ path }) });
+  });
+
+  it("a call the policy denies never reaches the tool, and the error names the rule and its reason", async () => {
+    const { client } = await connect("fs");
+    const r = await call(client, "read_text_file", { path: join(root.dir, "docs", "..", "secrets", "key.txt") });
+    expect(r.isError).toBe(true);
+    expect(text(r)).toContain('rule "no-secrets" (secrets never leave the box)');
+    expect(text(r)).not.toContain("do-not-read");
+    const moved = await call(client, "move_file", { source: join(root.dir, "docs", "readme.md"), destination: join(root.dir, "x.md") });
+    expect(moved.isError).toBe(true);
+    expect(text(moved)).toContain('rule "no-moves"');
+    expect(readFileSync(join(root.dir, "docs", "readme.md"), "utf8")).toContain("hello");
+  });
+
+  it("a write waits for approval, with progress, and runs with exactly the approved arguments once approved through the API", async () => {
+    const { client } = await connect("fs");
+    const path = join(root.dir, "docs", "api.md");
+    const progress: string[] = [];
+    const pending = client.request(
+      { method: "tools/call", params: { name: "write_file", arguments: { path, content: "approved via the API\n" } } },
+      CallToolResultSchema,
+      { onprogress: (p) => progress.push(p.message ?? ""), timeout: 60_000 },
+    );
+    const req = await pendingFor("mcp.fs.write_file", path);
+    expect(req.params).toEqual({ path, content: "approved via the API\n" });
+    await eventually(async () => progress.length >= 2);
+    expect(progress[0]).toContain(`Waiting for approval: 0 of 1 (request ${req.id}`);
+    expect(() => readFileSync(path)).toThrow();
+    expect((await approveByApi(req.id)).status).toBe(201);
+    const r = (await pending) as CallToolResult;
+    expect(r.isError).toBeFalsy();
+    expect(text(r)).toContain("Successfully wrote");
+    expect(r._meta?.[META_REQUEST]).toBe(req.id);
+    expect(readFileSync(path, "utf8")).toBe("approved via the API\n");
+    expect((await request(req.id)).status).toBe("approved");
+    expect(await eventTypes(req.id)).toEqual(["request.created", "decision.recorded", "request.approved", "receipt.redeemed"]);
+  });
+
+  it("a write approved with one Slack click returns the upstream's real result; the requester's own click is refused", async () => {
+    const { client } = await connect("fs");
+    const path = join(root.dir, "docs", "slack.md");
+    const pending = call(client, "write_file", { path, content: "approved in Slack\n" });
+    const req = await pendingFor("mcp.fs.write_file", path);
+    const posted = await slack.waitFor("chat.postMessage", (x) => x.args.channel === OPS && blocksText(x.args.blocks).includes(req.id));
+    expect(blocksText(posted.args.blocks)).toContain("approved in Slack");
+    const click = (user: typeof ALICE) =>
+      sendSigned(
+        `${gw.url}/slack/events`,
+        blockActionsPayload({
+          user,
+          channel: OPS,
+          messageTs: posted.response.ts as string,
+          blocks: posted.args.blocks as unknown[],
+          actionId: "countersign.approve",
+          value: req.id,
+        }),
+        { secret: SECRET },
+      );
+    // carol owns the agent's key: approving her own agent's call is refused, and the call keeps waiting.
+    expect((await click(CAROL)).status).toBe(200);
+    const refused = await slack.waitFor("chat.postEphemeral", (x) => x.args.user === CAROL.id);
+    expect(String(refused.args.text)).toMatch(/can't decide/i);
+    await sleep(300);
+    expect((await request(req.id)).status).toBe("pending");
+    expect((await click(ALICE)).status).toBe(200);
+    const r = await pending;
+    expect(r.isError).toBeFalsy();
+    expect(text(r)).toContain("Successfully wrote");
+    expect(readFileSync(path, "utf8")).toBe("approved in Slack\n");
+  });
+
+  it("a call a reviewer denies returns a tool error with the reviewer's reason, and the tool is not called", async () => {
+    const { client } = await connect("fs");
+    const path = join(root.dir, "docs", "denied.md");
+    const pending = call(client, "write_file", { path, content: "no\n" });
+    const req = await pendingFor("mcp.fs.write_file", path);
+    await approveByApi(req.id, "deny", "not during the freeze");
+    const r = await pending;
+    expect(r.isError).toBe(true);
+    expect(text(r)).toContain("Denied by bob@example.com: not during the freeze");
+    expect(() => readFileSync(path)).toThrow();
+  });
+
+  it("a call no one decides in time returns a tool error saying it expired", async () => {
+    const { client } = await connect("fs");
+    const r = await call(client, "create_directory", { path: join(root.dir, "never") });
+    expect(r.isError).toBe(true);
+    expect(text(r)).toMatch(/expired/);
+    expect(() => readFileSync(join(root.dir, "never"))).toThrow();
+  });
+
+  it("a cancelled call cancels its approval request", async () => {
+    const { client } = await connect("fs");
+    const abort = new AbortController();
+    const path = join(root.dir, "c.md");
+    const pending = client
+      .request({ method: "tools/call", params: { name: "write_file", arguments: { path, content: "x" } } }, CallToolResultSchema, {
+        signal: abort.signal,
+      })
+      .catch((e: Error) => e);
+    const req = await pendingFor("mcp.fs.write_file", path);
+    abort.abort("changed my mind");
+    expect(await pending).toBeInstanceOf(Error);
+    await eventually(async () => (await request(req.id)).status === "cancelled");
+  });
+
+  it("passes resources, prompts, completions and logging through unchanged", async () => {
+    const { client } = await connect("everything");
+    const { resources } = await client.listResources();
+    expect(resources.length).toBeGreaterThan(0);
+    const first = resources[0] as { uri: string };
+    const read = await client.readResource({ uri: first.uri });
+    expect(read.contents[0]?.uri).toBe(first.uri);
+    const { resourceTemplates } = await client.listResourceTemplates();
+    expect(resourceTemplates.length).toBeGreaterThan(0);
+    const { prompts } = await client.listPrompts();
+    const simple = prompts.find((p) => !p.arguments?.some((a) => a.required));
+    expect(simple).toBeDefined();
+    const prompt = await client.getPrompt({ name: (simple as { name: string }).name });
+    expect(prompt.messages.length).toBeGreaterThan(0);
+    await client.setLoggingLevel("debug");
+    expect(await client.ping()).toEqual({});
+  });
+
+  it("passes a sampling request from the upstream to the agent, and its answer back", async () => {
+    const { client } = await connect("everything", { capabilities: { sampling: {} } });
+    client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+      role: "assistant",
+      model: "test-model",
+      content: { type: "text", text: "the agent's own model says hi" },
+    }));
+    const r = await call(client, "trigger-sampling-request", { prompt: "say hi" });
+    expect(JSON.stringify(r.content)).toContain("the agent's own model says hi");
+  });
+
+  it("relays the upstream's progress for a long call, and reaches a Streamable HTTP upstream", async () => {
+    const { client } = await connect("everything");
+    const steps: number[] = [];
+    const r = (await client.request(
+      { method: "tools/call", params: { name: "trigger-long-running-operation", arguments: { duration: 1, steps: 3 } } },
+      CallToolResultSchema,
+      { onprogress: (p) => steps.push(p.progress) },
+    )) as CallToolResult;
+    expect(text(r)).toContain("Long running operation completed");
+    expect(steps).toEqual([1, 2, 3]);
+    const remote = await connect("remote");
+    const sum = await call(remote.client, "get-sum", { a: 2, b: 40 });
+    expect(text(sum)).toContain("42");
+  });
+
+  it("an upstream that crashes mid-call gives the agent an error, and is started again for the next call", async () => {
+    const { client } = await connect("everything");
+    const before = childProcessesOf(gw.child.pid as number, EVERYTHING_SERVER);
+    const pending = call(client, "trigger-long-running-operation", { duration: 20, steps: 20 }).catch((e: Error) => e);
+    await sleep(500);
+    const mine = childProcessesOf(gw.child.pid as number, EVERYTHING_SERVER).filter((p) => before.includes(p));
+    for (const pid of mine) process.kill(pid, "SIGKILL");
+    const err = await pending;
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/stopped during the call; it is started again/);
+    const again = await call(client, "echo", { message: "back" });
+    expect(text(again)).toContain("back");
+  });
+
+  it("an upstream that does not answer in time gives the agent a timeout error", async () => {
+    const { client } = await connect("slow");
+    const err = await call(client, "trigger-long-running-operation", { duration: 10, steps: 1 }).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/did not answer within 2s/);
+  });
+
+  it("refuses, with a JSON-RPC error, an unknown server, a missing or wrong key, malformed JSON, an oversized message and another key's session", async () => {
+    const init = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "x", version: "1" } },
+    };
+    const post = (server: string, body: string, key?: string, headers: Record<string, string> = {}) =>
+      fetch(`${gw.url}/mcp/${server}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          ...(key ? { authorization: `Bearer ${key}` } : {}),
+          ...headers,
+        },
+        body,
+      });
+    const expectRpc = async (res: Response, status: number, code: string) => {
+      expect(res.status).toBe(status);
+      const body = (await res.json()) as { jsonrpc: string; error: { code: number; message: string; data: { code: string } } };
+      expect(body.jsonrpc).toBe("2.0");
+      expect(body.error.data.code).toBe(code);
+      return body.error;
+    };
+    expect((await expectRpc(await post("nope", JSON.stringify(init), agentKey), 404, "not_found")).message).toContain('No MCP server named "nope"');
+    await expectRpc(await post("fs", JSON.stringify(init)), 401, "unauthorized");
+    await expectRpc(await post("fs", JSON.stringify(init), "cs_live_wrong"), 401, "unauthorized");
+    await expectRpc(await post("fs", JSON.stringify(init), bobKey), 403, "forbidden");
+    const malformed = await expectRpc(await post("fs", '{"jsonrpc":"2.0","id":1,', agentKey), 400, "invalid_request");
+    expect(malformed.code).toBe(-32700);
+    await expectRpc(await post("fs", JSON.stringify({ ...init, id: 2, id2: 1, x: "a".repeat(1_100_000) }), agentKey), 413, "payload_too_large");
+    const { transport } = await connect("fs");
+    await expectRpc(
+      await post("fs", JSON.stringify({ jsonrpc: "2.0", id: 5, method: "tools/list" }), otherAgentKey, {
+        "mcp-session-id": transport.sessionId as string,
+        "mcp-protocol-version": "2025-11-25",
+      }),
+      404,
+      "not_found",
+    );
+    const broken = await expectRpc(await post("broken", JSON.stringify(init), agentKey), 502, "upstream_failed");
+    expect(broken.message).toContain('command "/nonexistent/mcp-server" was not found');
+  });
+
+  it("an oversized argument in a tool call is refused without running the tool", async () => {
+    const { client } = await connect("fs");
+    const path = join(root.dir, "docs", "big.md");
+    const err = await call(client, "write_file", { path, content: "x".repeat(1_100_000) }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(() => readFileSync(path)).toThrow();
+  });
+
+  it("a decision made while the gateway restarts is not lost: the retry with the same idempotency key gets the result, once", async () => {
+    const path = join(root.dir, "docs", "restart.md");
+    const args = { path, content: "survived a restart\n" };
+    const meta = { [META_IDEMPOTENCY]: "agent-run-7:write-restart" };
+    const first = await connect("fs");
+    const waiting = call(first.client, "write_file", args, { meta }).catch((e: Error) => e);
+    const req = await pendingFor("mcp.fs.write_file", path);
+    await gw.restart();
+    // The client's stream broke with the process; it gives up on the call (its own timeout would, later).
+    await first.client.close();
+    expect(await waiting).toBeInstanceOf(Error);
+    expect((await approveByApi(req.id)).status).toBe(201);
+    const again = await connect("fs");
+    const r = await call(again.client, "write_file", args, { meta });
+    expect(r._meta?.[META_REQUEST]).toBe(req.id);
+    expect(text(r)).toContain("Successfully wrote");
+    expect(readFileSync(path, "utf8")).toBe("survived a restart\n");
+    // The approval was used: the same call again does not run the tool a second time.
+    writeFileSync(path, "changed since\n");
+    const replay = await call(again.client, "write_file", args, { meta });
+    expect(replay.isError).toBe(true);
+    expect(text(replay)).toContain("has already been sent to the tool once");
+    expect(readFileSync(path, "utf8")).toBe("changed since\n");
+  });
+});
