@@ -1,7 +1,7 @@
 /**
  * `pnpm bench`: Countersign's benchmarks, each on PGlite and on PostgreSQL, in one run.
  *
- *   pnpm bench [--quick] [--json] [--out=file.json] [--only=intake,slack,release,waiters,decisions,startup,cli]
+ *   pnpm bench [--quick] [--json] [--out=file.json] [--only=intake,slack,release,waiters,decisions,startup,cli,mcp]
  *              [--engines=pglite,postgres] [--pg-url=postgresql://...] [--waiters=10000]
  *
  * --quick runs small counts to check that everything works; figures from it mean little.
@@ -15,12 +15,13 @@ import { benchIntake, type IntakeResult } from "./intake.ts";
 import { type Engine, postgresReachable } from "./lib/db.ts";
 import { log } from "./lib/setup.ts";
 import { round } from "./lib/stats.ts";
+import { benchMcp, type McpResult } from "./mcp.ts";
 import { benchRelease, type ReleaseResult } from "./release.ts";
 import { benchSlackAck, type SlackAckResult } from "./slack-ack.ts";
 import { benchStartup, type StartupResult } from "./startup.ts";
 import { benchWaiters, type WaitersResult } from "./waiters.ts";
 
-const BENCHES = ["intake", "slack", "release", "waiters", "decisions", "startup", "cli"] as const;
+const BENCHES = ["intake", "slack", "release", "waiters", "decisions", "startup", "cli", "mcp"] as const;
 type Bench = (typeof BENCHES)[number];
 
 interface Args {
@@ -68,6 +69,7 @@ const SIZES = {
     waiters: 10_000,
     decisions: { perRound: 2000, rounds: 3, warmup: 200 },
     cliRuns: 10,
+    mcp: { calls: 1000, warmup: 100 },
   },
   quick: {
     intake: { perRound: 200, rounds: 2, warmup: 100 },
@@ -76,6 +78,7 @@ const SIZES = {
     waiters: 1_000,
     decisions: { perRound: 200, rounds: 2, warmup: 50 },
     cliRuns: 3,
+    mcp: { calls: 100, warmup: 20 },
   },
 };
 
@@ -128,7 +131,8 @@ async function main(): Promise<void> {
     decisions: DecisionsResult[];
     startup: StartupResult[];
     cli: CliTiming[];
-  } = { intake: [], slack: [], release: [], waiters: [], decisions: [], startup: [], cli: [] };
+    mcp: McpResult[];
+  } = { intake: [], slack: [], release: [], waiters: [], decisions: [], startup: [], cli: [], mcp: [] };
   const startedAt = new Date().toISOString();
   const pgUrl = engines.includes("postgres") ? args.pgUrl : undefined;
   for (const bench of args.only) {
@@ -140,6 +144,7 @@ async function main(): Promise<void> {
       if (bench === "release") results.release.push(await benchRelease({ engine, pgUrl, ...size.release }));
       if (bench === "waiters") results.waiters.push(await benchWaiters({ engine, pgUrl, waiters: size.waiters, herdRequests: 100, deciders: 32 }));
       if (bench === "decisions") results.decisions.push(await benchDecisions({ engine, pgUrl, reviewers: 32, poolSize: 10, ...size.decisions }));
+      if (bench === "mcp") results.mcp.push(await benchMcp({ engine, pgUrl, ...size.mcp }));
     }
   }
 
@@ -410,6 +415,39 @@ async function main(): Promise<void> {
     }
     out.push(`7. CLI response time: wall time of node apps/cli/dist/main.js (what pnpm countersign runs, less pnpm's own ~0.7 s)\n${pad(rows)}`);
   }
+  if (results.mcp.length) {
+    const rows = [
+      ["engine", "calls", "direct p50", "direct p99", "gateway p50", "gateway p99", "added p50", "added p99", "failures", "target added p50 <= 2 ms"],
+    ];
+    for (const r of results.mcp) {
+      const met = r.engine === "postgres" ? r.addedP50Ms <= 2 && r.failures === 0 : null;
+      if (r.engine === "postgres")
+        targets.push({
+          benchmark: "mcp",
+          engine: r.engine,
+          what: "allowed MCP call, added p50 vs straight to the upstream",
+          target: "<= 2 ms",
+          value: `${r.addedP50Ms} ms`,
+          met,
+        });
+      rows.push([
+        r.engine,
+        String(r.calls),
+        fmt(r.direct.p50, " ms"),
+        fmt(r.direct.p99, " ms"),
+        fmt(r.gateway.p50, " ms"),
+        fmt(r.gateway.p99, " ms"),
+        fmt(r.addedP50Ms, " ms"),
+        fmt(r.addedP99Ms, " ms"),
+        String(r.failures),
+        met === null ? "(PostgreSQL only)" : met ? "met" : "NOT met",
+      ]);
+    }
+    out.push(
+      `8. MCP gateway overhead: server-everything's echo, sequential, straight over stdio vs through /mcp/everything (Streamable HTTP; policy allow; upstream over stdio)\n${pad(rows)}`,
+    );
+  }
+
   const trows = [["benchmark", "engine", "what", "target", "measured", "verdict"]];
   for (const t of targets) trows.push([t.benchmark, t.engine, t.what, t.target, t.value, t.met === null ? "skipped" : t.met ? "MET" : "NOT MET"]);
   out.push(`Targets\n${pad(trows)}`);

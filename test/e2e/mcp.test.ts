@@ -1,13 +1,15 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { type CallToolResult, CallToolResultSchema, CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { type Client, Client as SdkClient } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { type CallToolResult, CallToolResultSchema, CreateMessageRequestSchema, ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { canonicalSha256 } from "../../packages/core/src/index.ts";
 import { blocksText, type FakeSlack, startFakeSlack } from "../fakes/fake-slack.ts";
 import { blockActionsPayload, sendSigned, slackUser } from "../fakes/slack-sign.ts";
-import { eventually, sleep } from "../support/api-helpers.ts";
+import { eventually, runCli, sleep } from "../support/api-helpers.ts";
+import { CLI_MAIN } from "../support/build.ts";
 import { engines, tempDir } from "../support/db.ts";
 import { type GatewayProcess, startGateway } from "../support/gateway.ts";
 import { childProcessesOf, connectMcp, EVERYTHING_SERVER, FILESYSTEM_SERVER, type McpConnection, startEverythingHttp } from "../support/mcp.ts";
@@ -385,6 +387,65 @@ default: deny
     const err = await call(client, "write_file", { path, content: "x".repeat(1_100_000) }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     expect(() => readFileSync(path)).toThrow();
+  });
+
+  it("an agent's roots never widen an upstream's sandbox: the directories its command line names stay the only ones", async () => {
+    const { client } = await connect("fs", { capabilities: { roots: { listChanged: true } } });
+    let asked = false;
+    client.setRequestHandler(ListRootsRequestSchema, async () => {
+      asked = true;
+      return { roots: [{ uri: "file:///etc", name: "etc" }] };
+    });
+    await sleep(800);
+    const r = await call(client, "read_text_file", { path: "/etc/hostname" });
+    expect(r.isError).toBe(true);
+    expect(text(r)).toMatch(/outside allowed directories/i);
+    expect(asked).toBe(false);
+  });
+
+  it("passes the upstream's own JSON-RPC errors through as it sent them", async () => {
+    const { client } = await connect("everything");
+    const viaGateway = (await client.getPrompt({ name: "no-such-prompt" }).catch((e: Error) => e)) as Error & { code?: number };
+    const direct = new SdkClient({ name: "direct", version: "1.0.0" });
+    await direct.connect(new StdioClientTransport({ command: process.execPath, args: [EVERYTHING_SERVER, "stdio"], stderr: "ignore" }));
+    const straight = (await direct.getPrompt({ name: "no-such-prompt" }).catch((e: Error) => e)) as Error & { code?: number };
+    await direct.close();
+    expect(straight.code).toBe(-32602);
+    expect({ code: viaGateway.code, message: viaGateway.message }).toEqual({ code: straight.code, message: straight.message });
+  });
+
+  it("countersign mcp stdio bridges a stdio-only client to the gateway", async () => {
+    const client = new SdkClient({ name: "stdio-only", version: "1.0.0" });
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI_MAIN, "mcp", "stdio", "--server", "everything", "--url", gw.url],
+      env: { PATH: process.env.PATH ?? "", COUNTERSIGN_API_KEY: agentKey },
+      stderr: "pipe",
+    });
+    await client.connect(transport);
+    try {
+      const { tools } = await client.listTools();
+      expect(tools.map((t) => t.name)).toContain("echo");
+      const r = (await client.callTool({ name: "echo", arguments: { message: "over stdio" } })) as CallToolResult;
+      expect(text(r)).toContain("over stdio");
+      expect(r._meta?.[META_REQUEST]).toMatch(/^req_/);
+    } finally {
+      await client.close();
+    }
+    const noKey = await runCli(["mcp", "stdio", "--server", "everything", "--url", gw.url], { PATH: process.env.PATH ?? "" });
+    expect(noKey.code).not.toBe(0);
+    expect(noKey.stderr).toContain("COUNTERSIGN_API_KEY is not set");
+    // A refused key comes back to the client as the gateway's JSON-RPC error, not a hang.
+    const refused = new SdkClient({ name: "stdio-only", version: "1.0.0" });
+    const bad = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI_MAIN, "mcp", "stdio", "--server", "everything", "--url", gw.url],
+      env: { PATH: process.env.PATH ?? "", COUNTERSIGN_API_KEY: "cs_live_wrong" },
+      stderr: "pipe",
+    });
+    const e = await refused.connect(bad).catch((x: Error) => x);
+    expect(String((e as Error).message)).toMatch(/API key/);
+    await refused.close();
   });
 
   it("a decision made while the gateway restarts is not lost: the retry with the same idempotency key gets the result, once", async () => {

@@ -267,6 +267,16 @@ export function buildProgram({ jsonErrors = false }: { jsonErrors?: boolean } = 
   registerDbCommands(program, env);
   registerTeamsCommands(program, env);
   registerReceiptCommands(program, env);
+  const mcp = program.command("mcp").description("the MCP gateway");
+  mcp
+    .command("stdio")
+    .description("bridge a stdio-only MCP client to the gateway's /mcp/<server> (the key comes from COUNTERSIGN_API_KEY)")
+    .requiredOption("--server <name>", "the MCP server's name in the policy's mcp.servers")
+    .option("--url <url>", "the gateway's address (default: COUNTERSIGN_URL, or http://localhost:8080)")
+    .action(async (o: { server: string; url?: string }) => {
+      const { runStdioBridge } = await import("./mcp-bridge.ts");
+      await runStdioBridge(o);
+    });
 
   return program;
 }

@@ -7,14 +7,17 @@ import {
   CallToolRequestSchema,
   type CallToolResult,
   CallToolResultSchema,
+  type ClientCapabilities,
   type InitializeRequest,
   type JSONRPCRequest,
   ListToolsRequestSchema,
   type ListToolsResult,
   ListToolsResultSchema,
+  McpError,
   type Notification,
   type RequestId,
   ResultSchema,
+  type ServerCapabilities,
   type ServerNotification,
   type ServerRequest,
   SetLevelRequestSchema,
@@ -60,6 +63,28 @@ export function presentTools(tools: Tool[], policy: ReturnType<ServiceDeps["poli
   });
 }
 
+/**
+ * What the upstream is told the client can do: the agent's own capabilities, except
+ * roots. A server that honours roots (server-filesystem does) replaces the directories
+ * its operator allowed with the client's, so an agent could widen the sandbox the policy
+ * was written for. The upstream keeps the roots its command line gives it.
+ */
+export function upstreamCapabilities(c: ClientCapabilities): ClientCapabilities {
+  const { roots: _roots, ...rest } = c;
+  return rest;
+}
+
+/**
+ * What the agent is told the server can do: the upstream's capabilities, except
+ * task-augmented tools/call. A gated call answers when it is decided, with the tool's
+ * result (waiting with progress); it is not a task the agent polls.
+ */
+export function advertised(c: ServerCapabilities): ServerCapabilities {
+  if (!c.tasks?.requests?.tools) return c;
+  const { tools: _tools, ...requests } = c.tasks.requests;
+  return { ...c, tasks: { ...c.tasks, requests } };
+}
+
 /** Countersign's own `_meta` keys are for the gateway; the upstream never sees them. */
 function withoutOwnMeta<P extends { _meta?: Record<string, unknown> | undefined }>(params: P): P {
   if (!params._meta) return params;
@@ -94,7 +119,7 @@ export class McpSession {
     this.keyId = parts.key.id;
     this.upstream = first;
     const { client } = first;
-    const capabilities = client.getServerCapabilities() ?? {};
+    const capabilities = advertised(client.getServerCapabilities() ?? {});
     this.server = new Server(client.getServerVersion() ?? { name: parts.server, version: "0.0.0" }, {
       capabilities,
       ...(client.getInstructions() ? { instructions: client.getInstructions() } : {}),
@@ -120,7 +145,7 @@ export class McpSession {
     return connectUpstream(
       parts.server,
       parts.config,
-      { info: init.params.clientInfo, capabilities: init.params.capabilities },
+      { info: init.params.clientInfo, capabilities: upstreamCapabilities(init.params.capabilities) },
       {
         onRequest: (request, extra) => {
           const s = self();
@@ -197,6 +222,8 @@ export class McpSession {
           code: "upstream_timeout",
         });
       }
+      // The upstream's own error, as it sent it (an McpError's message carries an "MCP error N:" prefix the SDK would add again).
+      if (e instanceof McpError) throw new JsonRpcError(e.code, e.message.replace(/^MCP error -?\d+: /, ""), e.data as Record<string, unknown> | undefined);
       throw e;
     } finally {
       await relayed;
