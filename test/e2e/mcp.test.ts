@@ -2,7 +2,16 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Client, Client as SdkClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { type CallToolResult, CallToolResultSchema, CreateMessageRequestSchema, ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import {
+  type CallToolResult,
+  CallToolResultSchema,
+  CancelTaskResultSchema,
+  CreateMessageRequestSchema,
+  CreateTaskResultSchema,
+  GetTaskResultSchema,
+  ListRootsRequestSchema,
+  ListTasksResultSchema,
+} from "@modelcontextprotocol/sdk/types.js";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { canonicalSha256 } from "../../packages/core/src/index.ts";
@@ -448,6 +457,62 @@ default: deny
     await refused.close();
   });
 
+  it("a task-augmented call answers at once with a task (the request's id) that completes on decision", async () => {
+    const { client } = await connect("fs");
+    expect(client.getServerCapabilities()?.tasks).toMatchObject({ requests: { tools: { call: {} } }, cancel: {}, list: {} });
+    const path = join(root.dir, "docs", "task.md");
+    const created = await client.request(
+      { method: "tools/call", params: { name: "write_file", arguments: { path, content: "written by a task\n" }, task: { ttl: 60_000 } } },
+      CreateTaskResultSchema,
+    );
+    const taskId = created.task.taskId;
+    expect(taskId).toMatch(/^req_/);
+    expect(created.task.status).toBe("working");
+    const got = await client.request({ method: "tasks/get", params: { taskId } }, GetTaskResultSchema);
+    expect(got).toMatchObject({ taskId, status: "working", statusMessage: expect.stringContaining("Waiting for approval: 0 of 1") });
+    expect((await client.request({ method: "tasks/list", params: {} }, ListTasksResultSchema)).tasks.map((t) => t.taskId)).toContain(taskId);
+    // Another agent's key cannot see it.
+    const other = await connect("fs", { key: otherAgentKey });
+    const hidden = await other.client.request({ method: "tasks/get", params: { taskId } }, GetTaskResultSchema).catch((e: Error) => e);
+    expect((hidden as Error).message).toContain("Task not found");
+    expect(() => readFileSync(path)).toThrow();
+    expect((await approveByApi(taskId)).status).toBe(201);
+    const result = (await client.request({ method: "tasks/result", params: { taskId } }, CallToolResultSchema)) as CallToolResult;
+    expect(text(result)).toContain("Successfully wrote");
+    expect(result._meta?.[META_RECEIPT]).toEqual(expect.any(String));
+    expect(readFileSync(path, "utf8")).toBe("written by a task\n");
+    expect((await client.request({ method: "tasks/get", params: { taskId } }, GetTaskResultSchema)).status).toBe("completed");
+  });
+
+  it("a task a reviewer denies fails with the reason; a cancelled task cancels its request", async () => {
+    const { client } = await connect("fs");
+    const path = join(root.dir, "docs", "task-denied.md");
+    const denied = await client.request(
+      { method: "tools/call", params: { name: "write_file", arguments: { path, content: "no" }, task: {} } },
+      CreateTaskResultSchema,
+    );
+    await approveByApi(denied.task.taskId, "deny", "wrong file");
+    const failed = await eventually(async () => {
+      const t = await client.request({ method: "tasks/get", params: { taskId: denied.task.taskId } }, GetTaskResultSchema);
+      return t.status === "failed" ? t : undefined;
+    });
+    expect(failed.statusMessage).toContain("Denied by bob@example.com: wrong file");
+    const result = (await client.request({ method: "tasks/result", params: { taskId: denied.task.taskId } }, CallToolResultSchema)) as CallToolResult;
+    expect(result.isError).toBe(true);
+    expect(text(result)).toContain("wrong file");
+    expect(() => readFileSync(path)).toThrow();
+
+    const later = await client.request(
+      { method: "tools/call", params: { name: "write_file", arguments: { path, content: "later" }, task: {} } },
+      CreateTaskResultSchema,
+    );
+    const cancelled = await client.request({ method: "tasks/cancel", params: { taskId: later.task.taskId } }, CancelTaskResultSchema);
+    expect(cancelled.status).toBe("cancelled");
+    expect((await request(later.task.taskId)).status).toBe("cancelled");
+    const again = await client.request({ method: "tasks/cancel", params: { taskId: later.task.taskId } }, CancelTaskResultSchema).catch((e: Error) => e);
+    expect((again as Error).message).toContain("terminal");
+  });
+
   it("a decision made while the gateway restarts is not lost: the retry with the same idempotency key gets the result, once", async () => {
     const path = join(root.dir, "docs", "restart.md");
     const args = { path, content: "survived a restart\n" };
@@ -471,5 +536,17 @@ default: deny
     expect(replay.isError).toBe(true);
     expect(text(replay)).toContain("has already been sent to the tool once");
     expect(readFileSync(path, "utf8")).toBe("changed since\n");
+    // A task outlives the process too: its id is the request's.
+    const taskPath = join(root.dir, "docs", "task-restart.md");
+    const task = await again.client.request(
+      { method: "tools/call", params: { name: "write_file", arguments: { path: taskPath, content: "task after restart\n" }, task: {} } },
+      CreateTaskResultSchema,
+    );
+    await gw.restart();
+    expect((await approveByApi(task.task.taskId)).status).toBe(201);
+    const third = await connect("fs");
+    const done = (await third.client.request({ method: "tasks/result", params: { taskId: task.task.taskId } }, CallToolResultSchema)) as CallToolResult;
+    expect(text(done)).toContain("Successfully wrote");
+    expect(readFileSync(taskPath, "utf8")).toBe("task after restart\n");
   });
 });

@@ -40,6 +40,8 @@ export interface GateParts {
   sessionId: string;
   /** How often a waiting call reports progress, which keeps the client's request timeout from firing. */
   progressMs: number;
+  /** Resolves once the upstream can take a call (it is started again if it crashed); throws if it cannot. */
+  ready: () => Promise<void>;
   /** Sends the call upstream, with exactly these arguments. */
   forward: (params: CallToolRequest["params"], extra: Extra) => Promise<CallToolResult>;
 }
@@ -82,15 +84,21 @@ export function refusal(r: RequestResource, ruleDescription: string | undefined)
   return `The approval request ${r.id} is ${r.status}. The tool was not called.`;
 }
 
+/** What an intake made: the request, and whether it already existed (an idempotent retry). */
+export interface Intake {
+  resource: RequestResource;
+  replayed: boolean;
+  name: string;
+  /** The call's own `_meta`, which goes upstream with it (less Countersign's keys). */
+  meta: Record<string, unknown> | undefined;
+}
+
 /**
- * One tools/call through Countersign: an intake like POST /v1/requests, then the policy's
- * answer. An allowed call goes upstream at once; a call that needs approval waits, with
- * progress notifications, until it is decided; a refused one never reaches the upstream.
- * The upstream gets the approved request's params, which are the arguments as stored and
- * hashed into the receipt, not the message's own copy.
+ * A tools/call as an approval request, exactly like POST /v1/requests: the same
+ * validation, policy and audit. Returns at once, whatever the policy said.
  */
-export async function gatedCall(parts: GateParts, request: CallToolRequest, extra: Extra): Promise<CallToolResult> {
-  const { deps, key, server, config } = parts;
+export async function intake(parts: GateParts, request: CallToolRequest, extra: Extra): Promise<Intake> {
+  const { server, config } = parts;
   const { name, arguments: args, _meta: meta } = request.params;
   const action = mcpAction(server, name);
   if (!action) {
@@ -98,7 +106,6 @@ export async function gatedCall(parts: GateParts, request: CallToolRequest, extr
       code: "invalid_request",
     });
   }
-  const ctx = serviceCtx(deps, agentActor(key), `mcp_${parts.sessionId}`);
   const header = extra.requestInfo?.headers?.[ON_BEHALF_OF_HEADER];
   const rationale = meta?.[META.rationale];
   const body = {
@@ -111,22 +118,38 @@ export async function gatedCall(parts: GateParts, request: CallToolRequest, extr
     // Nothing session-specific: a retry from a new session (after a restart) is the same body, so its idempotency key finds the same request.
     metadata: { "mcp.server": server, "mcp.tool": name.slice(0, 500) },
   };
-  let created: Awaited<ReturnType<typeof createRequest>>;
   try {
-    created = await createRequest({ ctx, input: { body, idempotencyKey: idempotencyKeyOf(parts.sessionId, extra.requestId, meta), redeemIfAllowed: true } });
+    const created = await createRequest({
+      ctx: agentCtx(parts),
+      input: { body, idempotencyKey: idempotencyKeyOf(parts.sessionId, extra.requestId, meta), redeemIfAllowed: true },
+    });
+    return { ...created, name, meta };
   } catch (e) {
     throw toJsonRpcError(e);
   }
-  let r = created.resource;
+}
+
+const agentCtx = (parts: GateParts) => serviceCtx(parts.deps, agentActor(parts.key), `mcp_${parts.sessionId}`);
+
+/**
+ * The rest of a gated call: wait for the decision if there is none yet, then either the
+ * refusal as a tool error or the tool's own result. The upstream gets the approved
+ * request's params, which are the arguments as stored and hashed into the receipt, not
+ * the message's own copy. An approval is used once: a call the policy allowed just now
+ * was redeemed as it was made, any other approval is redeemed here, just before it runs.
+ */
+export async function complete(parts: GateParts, made: Intake, extra: Extra): Promise<CallToolResult> {
+  let r = made.resource;
   if (r.status === "pending") r = await awaitDecision(parts, r, extra);
   if (r.status !== "approved") {
-    const rule = deps.policy().rules.find((x) => x.id === r.policy.ruleId);
+    const rule = parts.deps.policy().rules.find((x) => x.id === r.policy.ruleId);
     return toolError(refusal(r, rule?.description), r);
   }
-  // A call the policy allowed just now was redeemed as it was made; any other approval is used here, once.
-  if (created.replayed || r.resolution !== "policy") {
+  // Not redeemed while the upstream cannot take the call: the approval would be spent on nothing.
+  await parts.ready();
+  if (made.replayed || r.resolution !== "policy") {
     try {
-      await redeemReceipt({ ctx, input: { jti: r.id } });
+      await redeemReceipt({ ctx: agentCtx(parts), input: { jti: r.id } });
     } catch (e) {
       if (e instanceof CountersignError && e.code === "receipt_already_redeemed") {
         return toolError(`This call was approved (request ${r.id}) and has already been sent to the tool once; make a new call to run it again.`, r);
@@ -134,13 +157,18 @@ export async function gatedCall(parts: GateParts, request: CallToolRequest, extr
       throw toJsonRpcError(e);
     }
   }
-  const result = await parts.forward({ ...request.params, name, arguments: r.params as Record<string, unknown> }, extra);
+  const result = await parts.forward({ name: made.name, arguments: r.params as Record<string, unknown>, ...(made.meta ? { _meta: made.meta } : {}) }, extra);
   return { ...result, _meta: { ...result._meta, [META.requestId]: r.id, [META.receipt]: r.receipt } };
 }
 
+/** One tools/call through Countersign, answered when it is decided (and, if approved, run). */
+export async function gatedCall(parts: GateParts, request: CallToolRequest, extra: Extra): Promise<CallToolResult> {
+  return complete(parts, await intake(parts, request, extra), extra);
+}
+
 async function awaitDecision(parts: GateParts, first: RequestResource, extra: Extra): Promise<RequestResource> {
-  const { deps, waiters, key } = parts;
-  const ctx = serviceCtx(deps, agentActor(key), `mcp_${parts.sessionId}`);
+  const { waiters, key } = parts;
+  const ctx = agentCtx(parts);
   const token = extra._meta?.progressToken;
   const id = first.id;
   for (let tick = 1; ; tick++) {

@@ -7,9 +7,13 @@ import {
   CallToolRequestSchema,
   type CallToolResult,
   CallToolResultSchema,
+  CancelTaskRequestSchema,
   type ClientCapabilities,
+  GetTaskPayloadRequestSchema,
+  GetTaskRequestSchema,
   type InitializeRequest,
   type JSONRPCRequest,
+  ListTasksRequestSchema,
   ListToolsRequestSchema,
   type ListToolsResult,
   ListToolsResultSchema,
@@ -26,7 +30,8 @@ import {
 import type { Waiters } from "../http/waiters.ts";
 import { JsonRpcError } from "./errors.ts";
 import { SessionEventStore } from "./event-store.ts";
-import { gatedCall, META } from "./gate.ts";
+import { type GateParts, gatedCall, META } from "./gate.ts";
+import { GatedTasks } from "./tasks.ts";
 import { connectUpstream, type Upstream } from "./upstream.ts";
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -57,9 +62,9 @@ export function presentTools(tools: Tool[], policy: ReturnType<ServiceDeps["poli
     if (!action) return [];
     const effects = possibleEffects(policy, { action, environment });
     if (effects.size === 1 && effects.has("deny")) return [];
-    if (!effects.has("require_approval")) return [tool];
+    if (!effects.has("require_approval")) return [asTaskable(tool)];
     const note = effects.size === 1 ? APPROVAL_NOTE : MAYBE_APPROVAL_NOTE;
-    return [{ ...tool, description: tool.description ? `${tool.description}\n\n${note}` : note }];
+    return [{ ...asTaskable(tool), description: tool.description ? `${tool.description}\n\n${note}` : note }];
   });
 }
 
@@ -75,14 +80,20 @@ export function upstreamCapabilities(c: ClientCapabilities): ClientCapabilities 
 }
 
 /**
- * What the agent is told the server can do: the upstream's capabilities, except
- * task-augmented tools/call. A gated call answers when it is decided, with the tool's
- * result (waiting with progress); it is not a task the agent polls.
+ * What the agent is told the server can do: the upstream's capabilities, with tasks as
+ * the gateway's own. A tools/call may be task-augmented: it then answers at once with a
+ * task that completes on decision (tasks.ts). The gateway never asks the upstream for a
+ * task, so every task the agent can see is one of these.
  */
 export function advertised(c: ServerCapabilities): ServerCapabilities {
-  if (!c.tasks?.requests?.tools) return c;
-  const { tools: _tools, ...requests } = c.tasks.requests;
-  return { ...c, tasks: { ...c.tasks, requests } };
+  if (!c.tools) return c;
+  return { ...c, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } };
+}
+
+/** Any gated call can be a task (the gateway's own); a tool the upstream only runs as a task keeps saying so. */
+function asTaskable(tool: Tool): Tool {
+  if (tool.execution?.taskSupport === "required") return tool;
+  return { ...tool, execution: { ...tool.execution, taskSupport: "optional" } };
 }
 
 /** Countersign's own `_meta` keys are for the gateway; the upstream never sees them. */
@@ -109,6 +120,7 @@ export class McpSession {
   /** Downstream requests in progress, newest last: the upstream's own requests and notifications go out on the newest one's stream. */
   private readonly inFlight: RequestId[] = [];
   private closed = false;
+  private readonly tasks = new GatedTasks(() => this.gateParts());
 
   private constructor(
     private readonly parts: SessionParts,
@@ -252,27 +264,16 @@ export class McpSession {
         }),
       );
       server.setRequestHandler(CallToolRequestSchema, (request, extra) =>
-        this.tracked(extra, () =>
-          gatedCall(
-            {
-              deps: parts.deps,
-              waiters: parts.waiters,
-              key: parts.key,
-              server: parts.server,
-              config: parts.config,
-              sessionId: this.id,
-              progressMs: parts.progressMs,
-              forward: (params, ex) =>
-                this.toUpstream(
-                  ex,
-                  (c, o) => c.request({ method: "tools/call", params: withoutOwnMeta(params) }, CallToolResultSchema, o) as Promise<CallToolResult>,
-                ),
-            },
-            request,
-            extra,
-          ),
+        // The SDK checks the answer: a task for a task-augmented call, a tool result otherwise.
+        this.tracked(
+          extra,
+          (): Promise<never> => (request.params.task ? this.tasks.create(request, extra) : gatedCall(this.gateParts(), request, extra)) as Promise<never>,
         ),
       );
+      server.setRequestHandler(GetTaskRequestSchema, (request) => this.tasks.get(request.params.taskId));
+      server.setRequestHandler(GetTaskPayloadRequestSchema, (request, extra) => this.tracked(extra, () => this.tasks.result(request.params.taskId)) as never);
+      server.setRequestHandler(CancelTaskRequestSchema, (request) => this.tasks.cancel(request.params.taskId));
+      server.setRequestHandler(ListTasksRequestSchema, async () => ({ tasks: await this.tasks.list() }));
     }
     // The SDK would answer logging/setLevel itself; the level is the upstream's to apply.
     if (capabilities.logging) {
@@ -287,6 +288,24 @@ export class McpSession {
     server.fallbackNotificationHandler = async (n: Notification) => {
       const client = this.upstream?.client;
       if (client) await client.notification(n as never).catch(() => {});
+    };
+  }
+
+  private gateParts(): GateParts {
+    const { parts } = this;
+    return {
+      deps: parts.deps,
+      waiters: parts.waiters,
+      key: parts.key,
+      server: parts.server,
+      config: parts.config,
+      sessionId: this.id,
+      progressMs: parts.progressMs,
+      ready: async () => {
+        await this.client();
+      },
+      forward: (params, ex) =>
+        this.toUpstream(ex, (c, o) => c.request({ method: "tools/call", params: withoutOwnMeta(params) }, CallToolResultSchema, o) as Promise<CallToolResult>),
     };
   }
 
@@ -310,6 +329,7 @@ export class McpSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.tasks.close();
     const upstream = this.upstream;
     this.upstream = undefined;
     await upstream?.close();
