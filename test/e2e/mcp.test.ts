@@ -8,6 +8,8 @@ import {
   CancelTaskResultSchema,
   CreateMessageRequestSchema,
   CreateTaskResultSchema,
+  ElicitationCompleteNotificationSchema,
+  ElicitRequestSchema,
   GetTaskResultSchema,
   ListRootsRequestSchema,
   ListTasksResultSchema,
@@ -455,6 +457,50 @@ default: deny
     const e = await refused.connect(bad).catch((x: Error) => x);
     expect(String((e as Error).message)).toMatch(/API key/);
     await refused.close();
+  });
+
+  it("a client that supports URL elicitation is sent a link to the request's status page while the call waits", async () => {
+    const { client } = await connect("fs", { capabilities: { elicitation: { url: {} } } });
+    let asked: { mode?: string; url?: string; elicitationId?: string; message?: string } | undefined;
+    const completed: string[] = [];
+    client.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked = req.params as typeof asked;
+      return { action: "accept" };
+    });
+    client.setNotificationHandler(ElicitationCompleteNotificationSchema, async (n) => {
+      completed.push(n.params.elicitationId);
+    });
+    const path = join(root.dir, "docs", "elicited.md");
+    const pending = call(client, "write_file", { path, content: "<b>followed</b>" });
+    const req = await pendingFor("mcp.fs.write_file", path);
+    await eventually(async () => asked);
+    expect(asked).toMatchObject({ mode: "url", elicitationId: req.id, message: expect.stringContaining(req.id) });
+    // The link names the gateway's public URL (COUNTERSIGN_PUBLIC_URL, here the default http://localhost:<port>).
+    const link = new URL(asked?.url as string);
+    expect(link.origin).toBe(`http://localhost:${gw.port}`);
+    expect(link.pathname).toMatch(/^\/approval-status\/[\w-]+\.[\w-]+\.[\w-]+$/);
+    const url = `${gw.url}${link.pathname}`;
+    const page = await fetch(url);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
+    const html = await page.text();
+    expect(html).toContain("Waiting for approval");
+    expect(html).toContain("mcp.fs.write_file");
+    // Params are shown escaped, never as markup.
+    expect(html).toContain("&#60;b&#62;followed&#60;/b&#62;");
+    expect(html).not.toContain("<b>followed</b>");
+    const forged = `${url.slice(0, -4)}${url.endsWith("AAAA") ? "BBBB" : "AAAA"}`;
+    expect((await fetch(forged)).status).toBe(404);
+    // A checkpoint is signed by the same key, but it is not a status link.
+    const checkpoint = await eventually(async () => {
+      const list = (await (await gw.api("/v1/audit/checkpoints", { key: adminKey })).json()) as { data: { jws: string }[] };
+      return list.data[0];
+    });
+    expect((await fetch(`${gw.url}/approval-status/${checkpoint.jws}`)).status).toBe(404);
+    await approveByApi(req.id);
+    expect((await pending).isError).toBeFalsy();
+    await eventually(async () => completed.includes(req.id));
+    expect(await (await fetch(url)).text()).toContain("Approved");
   });
 
   it("a task-augmented call answers at once with a task (the request's id) that completes on decision", async () => {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { CountersignError, type Logger } from "@countersign/core";
 import type { ServiceDeps } from "@countersign/services";
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from "express";
+import { STATUS_PATH, statusRouter } from "../mcp/status-page.ts";
 import { httpServerSpans } from "../tracing.ts";
 import { openApiHandler } from "./openapi.ts";
 import { errorHandler, sendProblem } from "./problem.ts";
@@ -72,7 +73,10 @@ export function createApp(parts: AppParts): Express {
   if (parts.metrics) app.get("/metrics", ...parts.metrics);
 
   parts.extraRoutes?.(app);
-  if (parts.mcp) app.use("/mcp", parts.mcp);
+  if (parts.mcp) {
+    app.use("/mcp", parts.mcp);
+    app.use(STATUS_PATH, statusRouter(deps));
+  }
   app.use("/v1", apiRouter(deps, parts.waiters, limits));
 
   app.use((req: Request, res: Response) => {

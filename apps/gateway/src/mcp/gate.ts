@@ -40,6 +40,11 @@ export interface GateParts {
   sessionId: string;
   /** How often a waiting call reports progress, which keeps the client's request timeout from firing. */
   progressMs: number;
+  /**
+   * Called once when a call starts waiting for a decision (the session tells the person at
+   * the keyboard where to follow it); the function it returns is called when the wait ends.
+   */
+  onWait?: (r: RequestResource, extra: Extra) => () => void;
   /** Resolves once the upstream can take a call (it is started again if it crashed); throws if it cannot. */
   ready: () => Promise<void>;
   /** Sends the call upstream, with exactly these arguments. */
@@ -167,10 +172,25 @@ export async function gatedCall(parts: GateParts, request: CallToolRequest, extr
 }
 
 async function awaitDecision(parts: GateParts, first: RequestResource, extra: Extra): Promise<RequestResource> {
-  const { waiters, key } = parts;
   const ctx = agentCtx(parts);
   const token = extra._meta?.progressToken;
   const id = first.id;
+  const waited = parts.onWait?.(first, extra);
+  try {
+    return await waitLoop(parts, id, extra, token, ctx);
+  } finally {
+    waited?.();
+  }
+}
+
+async function waitLoop(
+  parts: GateParts,
+  id: string,
+  extra: Extra,
+  token: string | number | undefined,
+  ctx: ReturnType<typeof agentCtx>,
+): Promise<RequestResource> {
+  const { waiters, key } = parts;
   for (let tick = 1; ; tick++) {
     const woken = waiters.register(id, parts.progressMs, extra.signal);
     // Read after registering, so that a decision committed in between is not missed.

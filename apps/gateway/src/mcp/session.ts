@@ -1,5 +1,5 @@
 import { type Logger, type McpServerConfig, mcpAction, mcpTimeoutMs, possibleEffects } from "@countersign/core";
-import type { AuthenticatedKey, ServiceDeps } from "@countersign/services";
+import type { AuthenticatedKey, RequestResource, ServiceDeps } from "@countersign/services";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { RequestHandlerExtra, RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
@@ -9,6 +9,7 @@ import {
   CallToolResultSchema,
   CancelTaskRequestSchema,
   type ClientCapabilities,
+  ElicitResultSchema,
   GetTaskPayloadRequestSchema,
   GetTaskRequestSchema,
   type InitializeRequest,
@@ -31,6 +32,7 @@ import type { Waiters } from "../http/waiters.ts";
 import { JsonRpcError } from "./errors.ts";
 import { SessionEventStore } from "./event-store.ts";
 import { type GateParts, gatedCall, META } from "./gate.ts";
+import { statusLink } from "./status-page.ts";
 import { GatedTasks } from "./tasks.ts";
 import { connectUpstream, type Upstream } from "./upstream.ts";
 
@@ -304,8 +306,43 @@ export class McpSession {
       ready: async () => {
         await this.client();
       },
+      onWait: (r, extra) => this.followLink(r, extra),
       forward: (params, ex) =>
         this.toUpstream(ex, (c, o) => c.request({ method: "tools/call", params: withoutOwnMeta(params) }, CallToolResultSchema, o) as Promise<CallToolResult>),
+    };
+  }
+
+  /**
+   * Where the agent's client supports URL-mode elicitation, the person at the keyboard is
+   * sent a link to the request's status page while the call waits (the elicitation's id is
+   * the request's). The call does not wait for their answer: it waits for the decision,
+   * and then the client is told the elicitation is complete.
+   */
+  private followLink(r: RequestResource, extra: Extra): () => void {
+    if (!this.server.getClientCapabilities()?.elicitation?.url) return () => {};
+    const stop = new AbortController();
+    void statusLink(this.parts.deps, r)
+      .then((url) =>
+        this.server.request(
+          {
+            method: "elicitation/create",
+            params: {
+              mode: "url",
+              elicitationId: r.id,
+              url,
+              message: `This call (${r.action}) waits for a person's approval. Open the link to follow request ${r.id}.`,
+            },
+          },
+          ElicitResultSchema,
+          { relatedRequestId: extra.requestId, signal: stop.signal, timeout: 2_147_483_647 },
+        ),
+      )
+      .catch(() => {});
+    return () => {
+      void this.server
+        .notification({ method: "notifications/elicitation/complete", params: { elicitationId: r.id } }, { relatedRequestId: extra.requestId })
+        .catch(() => {})
+        .finally(() => stop.abort());
     };
   }
 
