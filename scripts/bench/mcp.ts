@@ -26,6 +26,8 @@ export interface McpResult {
   gateway: LatencySummary;
   addedP50Ms: number;
   addedP99Ms: number;
+  /** A ping through the gateway (answered by the gateway itself): the Streamable HTTP round trip and key check, no intake. */
+  gatewayPing: LatencySummary;
   /** Calls that did not return the echo. */
   failures: number;
 }
@@ -83,6 +85,12 @@ default: deny
     });
     await client.connect(transport);
     const through = await timeCalls(client, o.calls, o.warmup);
+    const pings: number[] = [];
+    for (let i = 0; i < o.warmup + o.calls; i++) {
+      const t0 = performance.now();
+      await client.ping();
+      if (i >= o.warmup) pings.push(performance.now() - t0);
+    }
     await transport.terminateSession().catch(() => {});
     await client.close();
     const d = latency(straight.ms);
@@ -94,6 +102,7 @@ default: deny
       gateway: g,
       addedP50Ms: round(g.p50 - d.p50, 2),
       addedP99Ms: round(g.p99 - d.p99, 2),
+      gatewayPing: latency(pings),
       failures: straight.failures + through.failures,
     };
   } finally {

@@ -232,6 +232,34 @@ describe("countersign CLI", () => {
       expect(text.stdout).toMatch(/rule: +reads\neffect: +allow/);
     });
 
+    it("explains a rule that matches on arguments, given --params", async () => {
+      const t = tempDir("cs-policy-");
+      try {
+        const file = join(t.dir, "countersign.yaml");
+        writeFileSync(
+          file,
+          [
+            "version: 1",
+            "rules:",
+            '  - { id: docs, match: { action: mcp.fs.write_file, params: { path: "/srv/docs/**" } }, effect: allow }',
+            '  - { id: writes, match: { action: mcp.fs.write_file }, effect: require_approval, approvers: ["*"] }',
+            "",
+          ].join("\n"),
+        );
+        const explain = async (params: string) =>
+          JSON.parse((await inProcess({}, "policy", "explain", "--action", "mcp.fs.write_file", "--params", params, "--file", file, "--json")).stdout) as {
+            ruleId: string;
+          };
+        expect((await explain('{"path":"/srv/docs/a.md"}')).ruleId).toBe("docs");
+        expect((await explain('{"path":"/srv/docs/../etc/passwd"}')).ruleId).toBe("writes");
+        const bad = await cli({}, "policy", "explain", "--action", "mcp.fs.write_file", "--params", "[1]", "--file", file);
+        expect(bad.code).not.toBe(0);
+        expect(bad.stderr).toContain("expected a JSON object");
+      } finally {
+        t.remove();
+      }
+    });
+
     it("names the file, line and message of every problem, and exits non-zero", async () => {
       const t = tempDir("cs-policy-");
       try {

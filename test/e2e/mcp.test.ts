@@ -13,6 +13,8 @@ import {
   GetTaskResultSchema,
   ListRootsRequestSchema,
   ListTasksResultSchema,
+  LoggingMessageNotificationSchema,
+  ResourceUpdatedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -299,6 +301,24 @@ default: deny
     expect(prompt.messages.length).toBeGreaterThan(0);
     await client.setLoggingLevel("debug");
     expect(await client.ping()).toEqual({});
+  });
+
+  it("passes the upstream's own notifications to the agent: resource updates and log messages", async () => {
+    const { client } = await connect("everything");
+    const updated: string[] = [];
+    const logged: unknown[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+      updated.push(n.params.uri);
+    });
+    client.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => {
+      logged.push(n.params.data);
+    });
+    const { resources } = await client.listResources();
+    const uri = (resources[0] as { uri: string }).uri;
+    await client.subscribeResource({ uri });
+    await call(client, "toggle-subscriber-updates", {});
+    await call(client, "toggle-simulated-logging", {});
+    await eventually(async () => updated.includes(uri) && logged.length > 0, 15_000);
   });
 
   it("passes a sampling request from the upstream to the agent, and its answer back", async () => {

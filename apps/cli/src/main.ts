@@ -17,6 +17,17 @@ import { registerTeamsCommands } from "./teams-package.ts";
 // Prisma, the services) when it runs.
 const core = () => import("@countersign/core");
 
+function jsonObjectArg(value: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError('expected a JSON object, such as \'{"path":"/srv/docs/a.md"}\'.');
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) throw new InvalidArgumentError("expected a JSON object.");
+  return v as Record<string, unknown>;
+}
+
 function intArg(min: number, max: number) {
   return (value: string): number => {
     const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
@@ -191,24 +202,41 @@ export function buildProgram({ jsonErrors = false }: { jsonErrors?: boolean } = 
     .option("--environment <env>")
     .option("--resource <resource>")
     .addOption(new Option("--risk <risk>").choices([...RISKS]))
+    .option("--params <json>", "the request's params (an MCP tool call's arguments), for rules that match on them", jsonObjectArg)
     .option("--file <file>", "policy file")
     .option("--json", "print JSON")
-    .action(async (o: { action: string; environment?: string; resource?: string; risk?: (typeof RISKS)[number]; file?: string; json?: boolean }) => {
-      const { policy: p, source } = await loadPolicyArg(o.file);
-      const d = (await core()).evaluatePolicy(p, { action: o.action, environment: o.environment, resource: o.resource, risk: o.risk });
-      if (o.json) return print({ source, ...d });
-      const lines = [`policy:     ${source}`, `rule:       ${d.ruleId ?? "(none matched: policy default)"}`, `effect:     ${d.effect}`];
-      if (d.effect === "require_approval") {
-        lines.push(
-          `approvers:  ${d.approverGroups.join(", ")}${d.eligible.includes("*") ? " (any verified reviewer)" : ` → ${d.eligible.join(", ")}`}`,
-          `quorum:     ${d.requiredApprovals} distinct approval(s); one eligible deny denies`,
-          `expires:    after ${d.expiresInSeconds}s, then ${d.onExpire === "deny" ? "denied" : "expired"} (never auto-approved)`,
-          `notify:     ${d.notify.map((n) => n.name).join(", ") || "(none)"}`,
-          "self-approval: refused for the agent key's owner and onBehalfOf",
-        );
-      }
-      print(lines.join("\n"));
-    });
+    .action(
+      async (o: {
+        action: string;
+        environment?: string;
+        resource?: string;
+        risk?: (typeof RISKS)[number];
+        params?: Record<string, unknown>;
+        file?: string;
+        json?: boolean;
+      }) => {
+        const { policy: p, source } = await loadPolicyArg(o.file);
+        const d = (await core()).evaluatePolicy(p, {
+          action: o.action,
+          environment: o.environment,
+          resource: o.resource,
+          risk: o.risk,
+          params: o.params ?? {},
+        });
+        if (o.json) return print({ source, ...d });
+        const lines = [`policy:     ${source}`, `rule:       ${d.ruleId ?? "(none matched: policy default)"}`, `effect:     ${d.effect}`];
+        if (d.effect === "require_approval") {
+          lines.push(
+            `approvers:  ${d.approverGroups.join(", ")}${d.eligible.includes("*") ? " (any verified reviewer)" : ` → ${d.eligible.join(", ")}`}`,
+            `quorum:     ${d.requiredApprovals} distinct approval(s); one eligible deny denies`,
+            `expires:    after ${d.expiresInSeconds}s, then ${d.onExpire === "deny" ? "denied" : "expired"} (never auto-approved)`,
+            `notify:     ${d.notify.map((n) => n.name).join(", ") || "(none)"}`,
+            "self-approval: refused for the agent key's owner and onBehalfOf",
+          );
+        }
+        print(lines.join("\n"));
+      },
+    );
 
   const requests = program.command("requests").description("inspect approval requests");
   requests

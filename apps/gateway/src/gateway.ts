@@ -250,9 +250,11 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
     cleanups.unshift(() => waiters.stop());
     metrics.observeWaiters(waiters);
 
+    const limits = new RateLimits(rateLimitSettings(env), { onLimited: metrics.rateLimited });
+    metrics.observeRateLimits(limits.settings);
     let mcp: McpGateway | undefined;
     if (Object.keys(mcpServers).length > 0) {
-      const gateway = new McpGateway({ deps, waiters, log, servers: mcpServers, progressMs: env.COUNTERSIGN_MCP_PROGRESS_MS });
+      const gateway = new McpGateway({ deps, waiters, log, servers: mcpServers, progressMs: env.COUNTERSIGN_MCP_PROGRESS_MS, limits });
       mcp = gateway;
       cleanups.unshift(() => gateway.stop());
       log.info("MCP gateway: each server is served at /mcp/<server>", { servers: Object.keys(mcpServers) });
@@ -271,8 +273,6 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
       retryScale: env.COUNTERSIGN_RETRY_SCALE,
     });
 
-    const limits = new RateLimits(rateLimitSettings(env), { onLimited: metrics.rateLimited });
-    metrics.observeRateLimits(limits.settings);
     const app = createApp({
       deps,
       waiters,

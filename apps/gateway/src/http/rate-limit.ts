@@ -423,10 +423,15 @@ export class RateLimits {
   /** After requireKey on `POST /v1/requests`. */
   readonly intake: RequestHandler = (req: Request, _res: Response, next: NextFunction) => {
     if (!req.apiKey) return next();
-    const t = this.intakeBuckets.take(req.apiKey.id);
-    if (!t.ok) this.refuse("intake", `This API key is limited to ${this.settings.intake.ratePerSecond} requests per second.`, t.retryAfter);
+    this.takeIntake(req.apiKey.id);
     next();
   };
+
+  /** One intake for the key, from any surface (the REST API, an MCP tools/call), or throws `rate_limited`. */
+  takeIntake(keyId: string): void {
+    const t = this.intakeBuckets.take(keyId);
+    if (!t.ok) this.refuse("intake", `This API key is limited to ${this.settings.intake.ratePerSecond} requests per second.`, t.retryAfter);
+  }
 
   /**
    * Opens a long-poll for the request's key, or throws `rate_limited`: over the key's rate of

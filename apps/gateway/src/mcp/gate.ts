@@ -45,6 +45,8 @@ export interface GateParts {
    * the keyboard where to follow it); the function it returns is called when the wait ends.
    */
   onWait?: (r: RequestResource, extra: Extra) => () => void;
+  /** Counts one intake against the key's rate limit (shared with POST /v1/requests), or throws rate_limited. */
+  limitIntake: () => void;
   /** Resolves once the upstream can take a call (it is started again if it crashed); throws if it cannot. */
   ready: () => Promise<void>;
   /** Sends the call upstream, with exactly these arguments. */
@@ -110,6 +112,11 @@ export async function intake(parts: GateParts, request: CallToolRequest, extra: 
     throw new JsonRpcError(RpcCode.InvalidParams, `The tool name "${name}" cannot be gated: Countersign's actions use letters, digits, '_', '-' and '.'.`, {
       code: "invalid_request",
     });
+  }
+  try {
+    parts.limitIntake();
+  } catch (e) {
+    throw toJsonRpcError(e);
   }
   const header = extra.requestInfo?.headers?.[ON_BEHALF_OF_HEADER];
   const rationale = meta?.[META.rationale];

@@ -3,6 +3,7 @@ import { randomToken, type ServiceDeps } from "@countersign/services";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import express, { type Request, type Response, Router } from "express";
 import { requireKey } from "../http/auth.ts";
+import type { RateLimits } from "../http/rate-limit.ts";
 import type { Waiters } from "../http/waiters.ts";
 import { JsonRpcError, rpcErrorBody, toJsonRpcError } from "./errors.ts";
 import { McpSession } from "./session.ts";
@@ -21,6 +22,8 @@ export interface McpGatewayParts {
   /** The policy's mcp.servers, with every `${NAME}` resolved. */
   servers: Record<string, McpServerConfig>;
   progressMs: number;
+  /** The API's limits: a tools/call is an intake and draws on the key's intake rate. */
+  limits: RateLimits;
 }
 
 const HTTP_STATUS: Record<string, number> = {

@@ -28,6 +28,7 @@ import {
   SetLevelRequestSchema,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
+import type { RateLimits } from "../http/rate-limit.ts";
 import type { Waiters } from "../http/waiters.ts";
 import { JsonRpcError } from "./errors.ts";
 import { SessionEventStore } from "./event-store.ts";
@@ -47,6 +48,7 @@ export interface SessionParts {
   /** With every `${NAME}` resolved. */
   config: McpServerConfig;
   progressMs: number;
+  limits: RateLimits;
   onClosed: (session: McpSession) => void;
 }
 
@@ -307,6 +309,7 @@ export class McpSession {
         await this.client();
       },
       onWait: (r, extra) => this.followLink(r, extra),
+      limitIntake: () => parts.limits.takeIntake(parts.key.id),
       forward: (params, ex) =>
         this.toUpstream(ex, (c, o) => c.request({ method: "tools/call", params: withoutOwnMeta(params) }, CallToolResultSchema, o) as Promise<CallToolResult>),
     };
@@ -366,11 +369,12 @@ export class McpSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Out of the registry at once: the key's session count drops when the agent ends the session, not when the upstream has exited.
+    this.parts.onClosed(this);
     this.tasks.close();
     const upstream = this.upstream;
     this.upstream = undefined;
     await upstream?.close();
     await this.server.close().catch(() => {});
-    this.parts.onClosed(this);
   }
 }
