@@ -165,6 +165,9 @@ default: deny
     expect(write?.description).toMatch(/Countersign: .*may wait for a person's approval/);
     expect(read?.description).not.toMatch(/Countersign/);
     expect(client.getServerVersion()?.name).toMatch(/filesystem/i);
+    const metrics = await (await gw.api("/metrics", { key: adminKey })).text();
+    expect(metrics).toMatch(/^countersign_mcp_sessions\{server="fs"\} [1-9]/m);
+    expect(metrics).toMatch(/^countersign_mcp_sessions\{server="broken"\} 0$/m);
   });
 
   it("an allowed read runs at once and returns the upstream's result, with a receipt bound to its arguments", async () => {

@@ -256,6 +256,7 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
     if (Object.keys(mcpServers).length > 0) {
       const gateway = new McpGateway({ deps, waiters, log, servers: mcpServers, progressMs: env.COUNTERSIGN_MCP_PROGRESS_MS, limits });
       mcp = gateway;
+      metrics.observeMcp(gateway);
       cleanups.unshift(() => gateway.stop());
       log.info("MCP gateway: each server is served at /mcp/<server>", { servers: Object.keys(mcpServers) });
     }

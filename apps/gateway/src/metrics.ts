@@ -60,6 +60,8 @@ export interface GatewayMetrics {
   onSettled: (job: ClaimedJob, result: JobResult, ms: number) => void;
   /** Reports the number of open long-polls. */
   observeWaiters(waiters: { readonly size: number }): void;
+  /** Reports the MCP gateway's open sessions, per upstream server (mcp/route.ts). */
+  observeMcp(mcp: { sessionsByServer(): Record<string, number> }): void;
   /** Reports the configured rate limits (rate-limit.ts). */
   observeRateLimits(settings: RateLimitSettings): void;
   /** Counts a call refused by a rate limit; RateLimits' `onLimited` hook. */
@@ -198,6 +200,17 @@ export function createMetrics({ db, log }: { db: Database; log: Logger }): Gatew
       this.set(db.admission?.waiting ?? 0);
     },
   });
+  let mcp: { sessionsByServer(): Record<string, number> } | undefined;
+  new Gauge({
+    name: "countersign_mcp_sessions",
+    help: "Open MCP gateway sessions on this replica, per upstream server (each stdio session is one upstream process)",
+    labelNames: ["server"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [server, n] of Object.entries(mcp?.sessionsByServer() ?? {})) this.set({ server }, n);
+    },
+  });
   let waiters: { readonly size: number } | undefined;
   new Gauge({
     name: "countersign_long_poll_waiters",
@@ -278,6 +291,9 @@ export function createMetrics({ db, log }: { db: Database; log: Logger }): Gatew
     onSettled,
     observeWaiters(w) {
       waiters = w;
+    },
+    observeMcp(m) {
+      mcp = m;
     },
     observeRateLimits(settings) {
       for (const limit of ["intake", "wait", "unauthenticated"] as const) {

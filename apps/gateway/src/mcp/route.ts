@@ -50,8 +50,11 @@ export class McpGateway {
     this.reaper.unref();
   }
 
-  get sessionCount(): number {
-    return this.sessions.size;
+  /** Open sessions per configured server, every server named (a 0 is a figure too). */
+  sessionsByServer(): Record<string, number> {
+    const counts = Object.fromEntries(Object.keys(this.parts.servers).map((name) => [name, 0]));
+    for (const s of this.sessions.values()) counts[s.upstreamName] = (counts[s.upstreamName] ?? 0) + 1;
+    return counts;
   }
 
   router(): Router {

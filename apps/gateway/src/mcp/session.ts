@@ -117,6 +117,8 @@ function withoutOwnMeta<P extends { _meta?: Record<string, unknown> | undefined 
 export class McpSession {
   readonly transport: StreamableHTTPServerTransport;
   readonly keyId: string;
+  /** The upstream's name in mcp.servers. */
+  readonly upstreamName: string;
   lastUsed = Date.now();
   private readonly server: Server;
   private upstream: Upstream | undefined;
@@ -133,6 +135,7 @@ export class McpSession {
     readonly id: string,
   ) {
     this.keyId = parts.key.id;
+    this.upstreamName = parts.server;
     this.upstream = first;
     const { client } = first;
     const capabilities = advertised(client.getServerCapabilities() ?? {});
