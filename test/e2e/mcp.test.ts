@@ -411,6 +411,13 @@ default: deny
       404,
       "not_found",
     );
+    // An initialize the SDK's transport refuses (it must accept SSE) leaves no session and no upstream process behind.
+    const sessions = async () =>
+      Number(/^countersign_mcp_sessions\{server="fs"\} (\d+)$/m.exec(await (await gw.api("/metrics", { key: adminKey })).text())?.[1]);
+    const before = await sessions();
+    const notAccepted = await post("fs", JSON.stringify(init), agentKey, { accept: "application/json" });
+    expect(notAccepted.status).toBe(406);
+    expect(await sessions()).toBe(before);
     const broken = await expectRpc(await post("broken", JSON.stringify(init), agentKey), 502, "upstream_failed");
     expect(broken.message).toContain('command "/nonexistent/mcp-server" was not found');
   });

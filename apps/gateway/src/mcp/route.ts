@@ -119,6 +119,8 @@ export class McpGateway {
         });
         this.sessions.set(session.id, session);
         await session.transport.handleRequest(req, res, body);
+        // The transport refused the initialize (a wrong Accept header, an unsupported version): no session, so no upstream either.
+        if (session.transport.sessionId === undefined) await session.close();
       } catch (e) {
         const err = toJsonRpcError(e);
         if (err.data?.code === "internal_error") this.parts.log.error("MCP request failed", { requestId: req.id, err: e as Error });
@@ -136,7 +138,7 @@ export class McpGateway {
 
   private reap() {
     const now = Date.now();
-    for (const s of this.sessions.values()) if (now - s.lastUsed > SESSION_IDLE_MS) void s.close();
+    for (const s of this.sessions.values()) if (s.idle && now - s.lastUsed > SESSION_IDLE_MS) void s.close();
   }
 
   /** At shutdown: the listening streams (GET) end, so they do not hold up the drain; calls in progress finish. */

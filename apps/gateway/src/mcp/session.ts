@@ -125,6 +125,11 @@ export class McpSession {
   private reconnecting: Promise<Upstream> | undefined;
   /** Downstream requests in progress, newest last: the upstream's own requests and notifications go out on the newest one's stream. */
   private readonly inFlight: RequestId[] = [];
+
+  /** Nothing in progress (a call waiting hours for approval is in progress). */
+  get idle(): boolean {
+    return this.inFlight.length === 0;
+  }
   private closed = false;
   private readonly tasks = new GatedTasks(() => this.gateParts());
 
