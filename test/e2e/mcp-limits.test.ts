@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type GatewayProcess, startGateway } from "../support/gateway.ts";
-import { connectMcp, EVERYTHING_SERVER, type McpConnection } from "../support/mcp.ts";
+import { childProcessesOf, connectMcp, EVERYTHING_SERVER, type McpConnection } from "../support/mcp.ts";
 
 // The MCP gateway is another way in for the same agent key: it must not be a way around
 // the API's per-key limits.
@@ -61,5 +61,24 @@ default: deny
     } finally {
       for (const c of open) await c.close();
     }
+  });
+
+  // Last: it stops this file's gateway.
+  it("a gateway that stops stops its upstream processes with it", async () => {
+    const c = await connectMcp(gw.url, "everything", agentKey);
+    await c.client.ping();
+    const children = childProcessesOf(gw.child.pid as number, EVERYTHING_SERVER);
+    expect(children.length).toBeGreaterThan(0);
+    await gw.kill("SIGTERM");
+    expect(gw.child.exitCode).toBe(0);
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(children.filter(alive)).toEqual([]);
   });
 });

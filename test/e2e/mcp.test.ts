@@ -184,6 +184,18 @@ default: deny
     expect(payload).toMatchObject({ jti: id, action: "mcp.fs.read_text_file", params_sha256: canonicalSha256({ path }) });
   });
 
+  it("the Countersign-On-Behalf-Of header names the person the agent acts for; a malformed one is refused", async () => {
+    const path = join(root.dir, "docs", "readme.md");
+    const { client } = await connect("fs", { headers: { "Countersign-On-Behalf-Of": "Dave@Example.com" } });
+    const r = await call(client, "read_text_file", { path });
+    expect(await request(r._meta?.[META_REQUEST] as string)).toMatchObject({ onBehalfOf: "dave@example.com" });
+    const bad = await connect("fs", { headers: { "Countersign-On-Behalf-Of": "not an address" } });
+    const err = (await call(bad.client, "read_text_file", { path }).catch((e: Error) => e)) as Error & { code?: number; data?: { code: string } };
+    expect(err.code).toBe(-32602);
+    expect(err.data?.code).toBe("invalid_request");
+    expect(err.message).toContain("Countersign cannot take this tool call: the countersign-on-behalf-of header: expected an email address");
+  });
+
   it("a call the policy denies never reaches the tool, and the error names the rule and its reason", async () => {
     const { client } = await connect("fs");
     const r = await call(client, "read_text_file", { path: join(root.dir, "docs", "..", "secrets", "key.txt") });
@@ -427,6 +439,11 @@ default: deny
     const path = join(root.dir, "docs", "big.md");
     const err = await call(client, "write_file", { path, content: "x".repeat(1_100_000) }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
+    expect(() => readFileSync(path)).toThrow();
+    // Arguments Countersign cannot store as sent are refused, naming the argument.
+    const nul = (await call(client, "write_file", { path, content: "a\u0000b" }).catch((e: Error) => e)) as Error & { code?: number };
+    expect(nul.code).toBe(-32602);
+    expect(nul.message).toContain("arguments.content: must not contain NUL characters");
     expect(() => readFileSync(path)).toThrow();
   });
 

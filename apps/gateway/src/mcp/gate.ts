@@ -137,8 +137,24 @@ export async function intake(parts: GateParts, request: CallToolRequest, extra: 
     });
     return { ...created, name, meta };
   } catch (e) {
-    throw toJsonRpcError(e);
+    throw toJsonRpcError(inMcpTerms(e));
   }
+}
+
+/** Where each field of the request comes from in a tools/call, so a refusal names what the agent sent. */
+const FIELD_SOURCES: [RegExp, string][] = [
+  [/^params(?=\.|$)/, "arguments"],
+  [/^onBehalfOf$/, `the ${ON_BEHALF_OF_HEADER} header`],
+  [/^rationale$/, `_meta["${META.rationale}"]`],
+  [/^Idempotency-Key$/, `_meta["${META.idempotencyKey}"]`],
+];
+
+/** An intake's validation error, reworded for a tools/call: "the request body" is the HTTP API's. */
+function inMcpTerms(e: unknown): unknown {
+  if (!(e instanceof CountersignError) || e.code !== "invalid_request" || !e.errors?.length) return e;
+  const errors = e.errors.map((f) => ({ ...f, path: FIELD_SOURCES.reduce((p, [re, to]) => p.replace(re, to), f.path) }));
+  const why = errors.map((f) => `${f.path || "the call"}: ${f.message}`).join("; ");
+  return new CountersignError("invalid_request", `Countersign cannot take this tool call: ${why}.`, { errors, cause: e });
 }
 
 const agentCtx = (parts: GateParts) => serviceCtx(parts.deps, agentActor(parts.key), `mcp_${parts.sessionId}`);
