@@ -63,6 +63,17 @@ default: deny
     }
   });
 
+  it("a variable reference in mcp.servers that the environment does not set stops the start, naming it", async () => {
+    const failed = await startGateway({
+      policy: `version: 1\nmcp:\n  servers:\n    gh: { command: npx, env: { GITHUB_TOKEN: "\${CS_TEST_UNSET_TOKEN}" } }\n`,
+    }).catch((e: Error) => e);
+    expect(failed).toBeInstanceOf(Error);
+    expect((failed as Error).message).toContain(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the policy file's own ${NAME} syntax
+      "mcp.servers.gh.env.GITHUB_TOKEN references ${CS_TEST_UNSET_TOKEN}, which is not set in the gateway's environment",
+    );
+  });
+
   // Last: it stops this file's gateway.
   it("a gateway that stops stops its upstream processes with it", async () => {
     const c = await connectMcp(gw.url, "everything", agentKey);

@@ -22,8 +22,8 @@ import { createApp } from "./http/app.ts";
 import { RateLimits, rateLimitSettings } from "./http/rate-limit.ts";
 import { Waiters } from "./http/waiters.ts";
 import { createLogger } from "./logger.ts";
-import { McpGateway } from "./mcp/route.ts";
-import { McpConfigError, resolveUpstream } from "./mcp/upstream.ts";
+import { McpConfigError, resolveUpstream } from "./mcp/config.ts";
+import type { McpGateway } from "./mcp/route.ts";
 import { createMetrics, metricsRoute, startMetricsServer } from "./metrics.ts";
 import { callbackHandler } from "./relay/callback.ts";
 import { Relay } from "./relay/relay.ts";
@@ -254,6 +254,8 @@ export async function startGateway({ env, log: given, surfaces: buildSurfaces }:
     metrics.observeRateLimits(limits.settings);
     let mcp: McpGateway | undefined;
     if (Object.keys(mcpServers).length > 0) {
+      // The MCP SDK is loaded only when the policy names an MCP server.
+      const { McpGateway } = await import("./mcp/route.ts");
       const gateway = new McpGateway({ deps, waiters, log, servers: mcpServers, progressMs: env.COUNTERSIGN_MCP_PROGRESS_MS, limits });
       mcp = gateway;
       metrics.observeMcp(gateway);

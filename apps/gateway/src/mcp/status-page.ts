@@ -34,7 +34,7 @@ async function requestFor(deps: ServiceDeps, token: string): Promise<RequestReso
   }
 }
 
-const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const STATUS_WORDS: Record<string, string> = {
   pending: "Waiting for approval",
@@ -58,17 +58,17 @@ function page(r: RequestResource): string {
     ["Params SHA-256", r.paramsSha256],
   ];
   const decisions = r.decisions.map(
-    (d) => `<li>${escape(d.reviewer)}: ${escape(d.decision)}${d.reason ? ` (${escape(d.reason)})` : ""}, ${escape(d.decidedAt)}</li>`,
+    (d) => `<li>${escapeHtml(d.reviewer)}: ${escapeHtml(d.decision)}${d.reason ? ` (${escapeHtml(d.reason)})` : ""}, ${escapeHtml(d.decidedAt)}</li>`,
   );
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 ${r.status === "pending" ? '<meta http-equiv="refresh" content="5">' : ""}
-<title>${escape(STATUS_WORDS[r.status] ?? r.status)}: ${escape(r.action)}</title>
+<title>${escapeHtml(STATUS_WORDS[r.status] ?? r.status)}: ${escapeHtml(r.action)}</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;color:#1d1d1f}th{text-align:left;padding-right:1rem;vertical-align:top;color:#555}pre{background:#f5f5f7;padding:1rem;overflow:auto}.s{font-size:1.4rem;font-weight:600}</style>
 </head><body>
-<p class="s" id="status">${escape(STATUS_WORDS[r.status] ?? r.status)}</p>
-<table>${rows.map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(v)}</td></tr>`).join("")}</table>
-<h2>Params</h2><pre>${escape(JSON.stringify(r.params, null, 2))}</pre>
+<p class="s" id="status">${escapeHtml(STATUS_WORDS[r.status] ?? r.status)}</p>
+<table>${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("")}</table>
+<h2>Params</h2><pre>${escapeHtml(JSON.stringify(r.params, null, 2))}</pre>
 ${decisions.length ? `<h2>Decisions</h2><ul>${decisions.join("")}</ul>` : ""}
 <p>Reviewers decide in Slack, Microsoft Teams or the API; this page only shows the request${r.status === "pending" ? " and refreshes itself" : ""}.</p>
 </body></html>`;
