@@ -61,11 +61,8 @@ async function intake({ ctx, input }: ServiceCall<CreateInput>, span: Span): Pro
     return { resource: (await loadResource(deps.db.prisma, prior.id)) as RequestResource, replayed: true };
   };
   span.setAttributes({ "countersign.action": body.action, "countersign.agent.key_id": agent.keyId });
-  const earlier = await replay();
-  if (earlier) {
-    span.setAttributes({ "countersign.request.id": earlier.resource.id, "countersign.replayed": true });
-    return earlier;
-  }
+  // No read first to look for an earlier request with this key: the insert's unique index
+  // finds it (below), so a first attempt, the usual case, costs no extra round trip.
 
   if (body.callbackUrl) await deps.callbackGuard.check(body.callbackUrl);
 
@@ -183,10 +180,14 @@ async function intake({ ctx, input }: ServiceCall<CreateInput>, span: Span): Pro
     deps.events?.({ type: "request.created", action: body.action, rule: decision.ruleId, effect: decision.effect });
     return { resource: toResource(row, []), replayed: false };
   } catch (e) {
-    // Two concurrent submissions with one Idempotency-Key: the loser returns the winner's request.
+    // A retry with this Idempotency-Key, or the loser of two concurrent submissions: the
+    // insert was refused and rolled back with everything else, and the earlier request is the answer.
     if (idempotencyKey && isUniqueViolation(e)) {
-      const winner = await replay();
-      if (winner) return winner;
+      const earlier = await replay();
+      if (earlier) {
+        span.setAttributes({ "countersign.request.id": earlier.resource.id, "countersign.replayed": true });
+        return earlier;
+      }
     }
     throw e;
   }
