@@ -66,7 +66,8 @@ function commandPaths(cmd: Command, prefix: string[] = []): string[][] {
 }
 
 /** Commands whose output is not data: a running server, and a file. */
-const NOT_DATA = new Set(["start", "teams package"]);
+// start runs the gateway, teams package writes a zip, mcp stdio speaks MCP on stdin/stdout.
+const NOT_DATA = new Set(["start", "teams package", "mcp stdio"]);
 
 describe("countersign CLI", () => {
   describe("every command", () => {
