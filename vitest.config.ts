@@ -10,8 +10,14 @@ import { defineConfig } from "vitest/config";
 const conditions = ["source", "module", "node", "development|production"];
 const source = { resolve: { conditions }, ssr: { resolve: { conditions } } };
 // Packages that publish a "source" export of their own (TypeScript that Node cannot load):
-// Vite compiles them instead of handing them to Node.
-const server = { deps: { inline: ["eventsource-parser", /@modelcontextprotocol\/sdk/] } };
+// Vite compiles them instead of handing them to Node, and also the packages that import
+// them, since a package Node loads resolves its imports itself: the AI SDK (ai imports
+// @ai-sdk/provider-utils, which imports eventsource-parser) and the OpenAI Agents SDK
+// (through @modelcontextprotocol/client, which imports eventsource), and Mastra (which
+// bundles AI SDK code that imports eventsource-parser).
+const server = {
+  deps: { inline: ["eventsource-parser", "eventsource", /@modelcontextprotocol\//, /@ai-sdk\//, /\/node_modules\/ai\//, /@openai\/agents/, /@mastra\//] },
+};
 
 export default defineConfig({
   ...source,

@@ -220,3 +220,48 @@ export class WebhookVerificationError extends CountersignError {
     super(message, options);
   }
 }
+
+/** Why an agent-framework adapter could not get a decision; each names a different fix. */
+export type UnavailableReason = "unreachable" | "unauthorized" | "forbidden" | "rate_limited" | "rejected" | "unavailable";
+
+/**
+ * An agent-framework adapter could not get a decision from Countersign, so the tool did
+ * not run (it fails closed). Not an ApprovalError: nobody decided anything, and the agent
+ * should stop rather than tell the model "denied". The message says what to fix; the
+ * original error is `cause`.
+ */
+export class ApprovalUnavailableError extends CountersignError {
+  override name = "ApprovalUnavailableError";
+  readonly reason: UnavailableReason;
+  /** The tool whose call was refused. */
+  readonly tool: string;
+  constructor(tool: string, cause: CountersignApiError | CountersignNetworkError, baseUrl: string) {
+    const [reason, fix] = unavailable(cause, baseUrl);
+    super(`${tool} did not run: Countersign gave no decision (${cause.message}). ${fix}`, { cause });
+    this.reason = reason;
+    this.tool = tool;
+  }
+}
+
+function unavailable(e: CountersignApiError | CountersignNetworkError, baseUrl: string): [UnavailableReason, string] {
+  if (e instanceof CountersignNetworkError) {
+    return ["unreachable", `Check that the gateway is running and that ${baseUrl} (COUNTERSIGN_URL) reaches it.`];
+  }
+  switch (e.code) {
+    case "unauthorized":
+      return ["unauthorized", "The API key was refused: set COUNTERSIGN_API_KEY to an active agent key (scope requests)."];
+    case "forbidden":
+      return ["forbidden", "This key may not submit requests: use an agent key with the requests scope."];
+    case "rate_limited":
+      return [
+        "rate_limited",
+        `Still rate limited after retrying as Retry-After said${e.retryAfter !== undefined ? ` (${e.retryAfter} s)` : ""}: slow the agent down or raise the limit.`,
+      ];
+    case "service_unavailable":
+    case "internal_error":
+    case "unexpected_response":
+      return ["unavailable", "The gateway is up but failing: see its logs (quote the request id)."];
+    default:
+      return ["rejected", "The gateway refused the request built from this tool call: fix the action name (actionPrefix) or the arguments."];
+  }
+}

@@ -21,6 +21,7 @@ export {
   ApprovalError,
   ApprovalExpiredError,
   ApprovalTimeoutError,
+  ApprovalUnavailableError,
   CountersignApiError,
   CountersignError,
   CountersignNetworkError,
@@ -30,6 +31,7 @@ export {
   type Problem,
   type ReceiptProblem,
   ReceiptVerificationError,
+  type UnavailableReason,
   WebhookVerificationError,
 } from "./errors.js";
 export { CHECKPOINT_TYPE, type VerifyEvidenceOptions, verifyEvidence } from "./evidence.js";

@@ -82,12 +82,29 @@ describe("the built package, as a consumer uses it, and the examples, against a 
       expect(pkg.type).toBe("module");
       expect(pkg.exports["."]).toEqual({ types: "./dist/index.d.ts", import: "./dist/index.js", default: "./dist/index.js" });
       expect(Object.keys(pkg.dependencies).sort()).toEqual(["jose", "standardwebhooks"]);
-      expect(pkg.devDependencies ?? {}).toEqual({});
-      const files = readdirSync(join(SDK, "dist"));
+      const files = readdirSync(join(SDK, "dist"), { recursive: true, encoding: "utf8" });
       expect(files).toContain("index.d.ts");
       for (const f of files.filter((f) => f.endsWith(".js") || f.endsWith(".d.ts"))) {
         const text = readFileSync(join(SDK, "dist", f), "utf8");
         expect(text, f).not.toMatch(/@countersign\/|from "node:|\.ts"/);
+      }
+    });
+
+    it("has an entry point per agent framework, each framework an optional peer, so installing the SDK installs none", () => {
+      const pkg = JSON.parse(readFileSync(join(SDK, "package.json"), "utf8"));
+      const adapters = ["ai", "openai-agents", "langchain", "mastra", "claude-agent"];
+      for (const a of adapters) {
+        expect(pkg.exports[`./${a}`], a).toEqual({ types: `./dist/adapters/${a}.d.ts`, import: `./dist/adapters/${a}.js`, default: `./dist/adapters/${a}.js` });
+        expect(existsSync(join(SDK, "dist/adapters", `${a}.js`)), a).toBe(true);
+      }
+      const peers = Object.keys(pkg.peerDependencies).sort();
+      expect(peers).toEqual(["@anthropic-ai/claude-agent-sdk", "@langchain/core", "@langchain/langgraph", "@mastra/core", "@openai/agents", "ai", "langchain"]);
+      for (const p of peers) expect(pkg.peerDependenciesMeta[p], p).toEqual({ optional: true });
+      // Frameworks are only ever dev dependencies (for the adapter tests), never runtime ones.
+      for (const d of Object.keys(pkg.devDependencies)) expect(pkg.dependencies[d], d).toBeUndefined();
+      // The main entry point reaches no framework.
+      for (const f of ["index.js", "client.js", "errors.js"]) {
+        expect(readFileSync(join(SDK, "dist", f), "utf8"), f).not.toMatch(/from "(ai|@openai|@langchain|langchain|@mastra|@anthropic-ai)/);
       }
     });
 
