@@ -413,9 +413,15 @@ default: deny
     };
     expect((await expectRpc(await post("nope", JSON.stringify(init), agentKey), 404, "not_found")).message).toContain('No MCP server named "nope"');
     await expectRpc(await post("fs", JSON.stringify(init)), 401, "unauthorized");
+    // Without a key, not even which servers exist.
+    expect((await expectRpc(await post("nope", JSON.stringify(init)), 401, "unauthorized")).message).not.toContain("configured");
     await expectRpc(await post("fs", JSON.stringify(init), "cs_live_wrong"), 401, "unauthorized");
     await expectRpc(await post("fs", JSON.stringify(init), bobKey), 403, "forbidden");
     const malformed = await expectRpc(await post("fs", '{"jsonrpc":"2.0","id":1,', agentKey), 400, "invalid_request");
+    await expectRpc(await post("fs", JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/list" }), agentKey), 400, "invalid_request");
+    const put = await fetch(`${gw.url}/mcp/fs`, { method: "PUT", headers: { authorization: `Bearer ${agentKey}` } });
+    expect(put.status).toBe(405);
+    expect(put.headers.get("allow")).toBe("GET, POST, DELETE");
     expect(malformed.code).toBe(-32700);
     await expectRpc(await post("fs", JSON.stringify({ ...init, id: 2, id2: 1, x: "a".repeat(1_100_000) }), agentKey), 413, "payload_too_large");
     const { transport } = await connect("fs");
@@ -579,6 +585,39 @@ default: deny
     expect(result._meta?.[META_RECEIPT]).toEqual(expect.any(String));
     expect(readFileSync(path, "utf8")).toBe("written by a task\n");
     expect((await client.request({ method: "tasks/get", params: { taskId } }, GetTaskResultSchema)).status).toBe("completed");
+  });
+
+  it("tasks/result runs only a request that is a call on this server, and the tool its action names (never its metadata)", async () => {
+    // Reproduction: a request made through the REST API, allowed by the reads rule, whose
+    // metadata names another tool. Adopting it as a task must not run write_file.
+    const path = join(root.dir, "docs", "adopted.md");
+    const forged = await gw.api("/v1/requests", {
+      method: "POST",
+      key: agentKey,
+      json: {
+        action: "mcp.fs.list_directory",
+        summary: "x",
+        params: { path: join(root.dir, "docs"), content: "pwned" },
+        metadata: { "mcp.tool": "write_file" },
+      },
+    });
+    expect(forged.status).toBe(201);
+    const forgedId = ((await forged.json()) as { id: string }).id;
+    const { client } = await connect("fs");
+    const got = await client.request({ method: "tasks/get", params: { taskId: forgedId } }, GetTaskResultSchema);
+    expect(got.status).toBe("working");
+    const r = (await client.request({ method: "tasks/result", params: { taskId: forgedId } }, CallToolResultSchema)) as CallToolResult;
+    expect(text(r)).toContain("readme.md");
+    expect(() => readFileSync(path)).toThrow();
+    // A request for another server's tool is not a task of this one.
+    const other = await gw.api("/v1/requests", {
+      method: "POST",
+      key: agentKey,
+      json: { action: "mcp.everything.echo", summary: "x", params: { message: "hi" } },
+    });
+    const otherId = ((await other.json()) as { id: string }).id;
+    const notHere = await client.request({ method: "tasks/result", params: { taskId: otherId } }, CallToolResultSchema).catch((e: Error) => e);
+    expect((notHere as Error).message).toContain("Task not found");
   });
 
   it("a task a reviewer denies fails with the reason; a cancelled task cancels its request", async () => {

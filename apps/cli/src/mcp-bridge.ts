@@ -38,7 +38,10 @@ export async function runStdioBridge(o: { server: string; url?: string }): Promi
   if (!/^https?:$/.test(endpoint.protocol)) throw new CliError(`--url "${base}" must be an http or https URL`);
   const http = new StreamableHTTPClientTransport(endpoint, { requestInit: { headers: { authorization: `Bearer ${key}` } } });
   const stdio = new StdioServerTransport();
+  // The initialize request's id: only its answer fixes the protocol version (a tool's result is the upstream's to word).
+  let initializeId: string | number | undefined;
   stdio.onmessage = (m) => {
+    if ("method" in m && m.method === "initialize" && "id" in m) initializeId = m.id;
     http.send(m).catch(async (e: unknown) => {
       if ("id" in m && "method" in m) await stdio.send(errorFor(e, m.id)).catch(() => {});
       else process.stderr.write(`countersign mcp stdio: ${(e as Error).message}\n`);
@@ -46,7 +49,7 @@ export async function runStdioBridge(o: { server: string; url?: string }): Promi
   };
   http.onmessage = (m) => {
     // The gateway's answer to initialize fixes the protocol version every later HTTP request must name.
-    const result = "result" in m ? (m.result as { protocolVersion?: unknown }) : undefined;
+    const result = "result" in m && "id" in m && m.id === initializeId ? (m.result as { protocolVersion?: unknown }) : undefined;
     if (typeof result?.protocolVersion === "string") http.setProtocolVersion(result.protocolVersion);
     void stdio.send(m).catch(() => {});
   };

@@ -45,6 +45,8 @@ export interface GateParts {
    * the keyboard where to follow it); the function it returns is called when the wait ends.
    */
   onWait?: (r: RequestResource, extra: Extra) => () => void;
+  /** True once the session has ended: a call still waiting stops waiting (its request stays pending). */
+  closed: () => boolean;
   /** Counts one intake against the key's rate limit (shared with POST /v1/requests), or throws rate_limited. */
   limitIntake: () => void;
   /** Resolves once the upstream can take a call (it is started again if it crashed); throws if it cannot. */
@@ -68,8 +70,10 @@ export function idempotencyKeyOf(sessionId: string, requestId: string | number, 
     }
     return given;
   }
-  const derived = `mcp:${sessionId}:${String(requestId)}`;
-  return PRINTABLE.test(derived) ? derived : `mcp:${sessionId}:sha256:${createHash("sha256").update(String(requestId)).digest("hex")}`;
+  // The id's type is part of the key (1 and "1" are different requests), and a hashed id is marked as such.
+  const kind = typeof requestId === "number" ? "n" : "s";
+  const derived = `mcp:${sessionId}:${kind}:${String(requestId)}`;
+  return PRINTABLE.test(derived) ? derived : `mcp:${sessionId}:${kind}h:${createHash("sha256").update(String(requestId)).digest("hex")}`;
 }
 
 function toolError(text: string, r?: RequestResource): CallToolResult {
@@ -234,6 +238,12 @@ async function waitLoop(
       // The client gave up on the call: withdraw the request, so that no one approves what will not run.
       await cancelRequest({ ctx, input: { requestId: id, body: { reason: "The MCP client cancelled the tool call." } } }).catch(() => {});
       throw new JsonRpcError(-32000, "The call was cancelled.", { code: "request_not_pending", requestId: id });
+    }
+    if (parts.closed()) {
+      throw new JsonRpcError(-32000, `The MCP session ended; request ${id} stays pending (tasks/result in a new session picks it up).`, {
+        code: "not_found",
+        requestId: id,
+      });
     }
     if (waiters.closing) {
       throw new JsonRpcError(

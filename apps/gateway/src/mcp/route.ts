@@ -27,6 +27,8 @@ export interface McpGatewayParts {
 }
 
 const HTTP_STATUS: Record<string, number> = {
+  invalid_request: 400,
+  method_not_allowed: 405,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
@@ -43,6 +45,9 @@ const HTTP_STATUS: Record<string, number> = {
  */
 export class McpGateway {
   private readonly sessions = new Map<string, McpSession>();
+  /** Sessions being opened (their upstream starting), per key. */
+  private readonly opening = new Map<string, number>();
+  private stopped = false;
   private readonly reaper: NodeJS.Timeout;
 
   constructor(private readonly parts: McpGatewayParts) {
@@ -65,6 +70,14 @@ export class McpGateway {
       let id: unknown = null;
       try {
         const name = req.params.server as string;
+        if (!["GET", "POST", "DELETE"].includes(req.method)) {
+          res.setHeader("Allow", "GET, POST, DELETE");
+          throw new CountersignError("method_not_allowed", `${req.method} is not part of MCP's Streamable HTTP; use POST, GET or DELETE.`);
+        }
+        // The key first: which servers exist is for the agents that may use them.
+        await new Promise<void>((done, fail) => {
+          auth(req, res, () => done()).catch(fail);
+        });
         const config = Object.hasOwn(this.parts.servers, name) ? this.parts.servers[name] : undefined;
         if (!config) {
           const known = Object.keys(this.parts.servers);
@@ -73,12 +86,6 @@ export class McpGateway {
             `No MCP server named "${name}" is configured (mcp.servers in the policy file)${known.length ? `; configured: ${known.join(", ")}` : ""}.`,
           );
         }
-        if (!["GET", "POST", "DELETE"].includes(req.method)) {
-          throw new CountersignError("method_not_allowed", `${req.method} is not part of MCP's Streamable HTTP; use POST, GET or DELETE.`);
-        }
-        await new Promise<void>((done, fail) => {
-          auth(req, res, () => done()).catch(fail);
-        });
         const body = req.method === "POST" ? await readBody(req, res, raw) : undefined;
         id = body && typeof body === "object" && !Array.isArray(body) ? (body as { id?: unknown }).id : null;
         const sessionId = req.get("mcp-session-id");
@@ -96,12 +103,14 @@ export class McpGateway {
           throw new JsonRpcError(-32000, "Send an initialize request first, or the Mcp-Session-Id header of an open session.", { code: "invalid_request" });
         }
         const key = req.apiKey!;
-        const open = [...this.sessions.values()].filter((s) => s.keyId === key.id).length;
+        // Sessions still starting count too: many initializes at once must not start more upstreams than the cap.
+        const open = [...this.sessions.values()].filter((s) => s.keyId === key.id).length + (this.opening.get(key.id) ?? 0);
         if (open >= MAX_SESSIONS_PER_KEY) {
           throw new CountersignError("rate_limited", `This API key already has ${open} open MCP sessions; close one (DELETE with its Mcp-Session-Id) first.`, {
             retryAfter: 60,
           });
         }
+        this.opening.set(key.id, (this.opening.get(key.id) ?? 0) + 1);
         const session = await McpSession.open(
           {
             ...this.parts,
@@ -114,9 +123,19 @@ export class McpGateway {
           },
           body,
           `mcps_${randomToken(24)}`,
-        ).catch((e: unknown) => {
-          throw new JsonRpcError(-32000, (e as Error).message, { code: "upstream_failed" });
-        });
+        )
+          .catch((e: unknown) => {
+            throw new JsonRpcError(-32000, (e as Error).message, { code: "upstream_failed" });
+          })
+          .finally(() => {
+            const n = (this.opening.get(key.id) ?? 1) - 1;
+            if (n > 0) this.opening.set(key.id, n);
+            else this.opening.delete(key.id);
+          });
+        if (this.stopped) {
+          await session.close();
+          throw new CountersignError("service_unavailable", "The gateway is shutting down.", { retryAfter: 1 });
+        }
         this.sessions.set(session.id, session);
         await session.transport.handleRequest(req, res, body);
         // The transport refused the initialize (a wrong Accept header, an unsupported version): no session, so no upstream either.
@@ -148,6 +167,7 @@ export class McpGateway {
 
   /** Ends every session: open streams end, and each upstream process is stopped. */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.reaper);
     await Promise.all([...this.sessions.values()].map((s) => s.close()));
     this.sessions.clear();

@@ -22,6 +22,7 @@ import {
   type Notification,
   type RequestId,
   ResultSchema,
+  ErrorCode as RpcCode,
   type ServerCapabilities,
   type ServerNotification,
   type ServerRequest,
@@ -200,12 +201,19 @@ export class McpSession {
     this.reconnecting ??= McpSession.connect(this.parts, this.init, () => this).finally(() => {
       this.reconnecting = undefined;
     });
+    let up: Upstream;
     try {
-      this.upstream = await this.reconnecting;
+      up = await this.reconnecting;
     } catch (e) {
       throw new JsonRpcError(-32000, (e as Error).message, { code: "service_unavailable", retryAfter: 5 });
     }
-    return this.upstream.client;
+    // The session ended while the upstream started: stop it, or its process outlives the session.
+    if (this.closed) {
+      await up.close();
+      throw new JsonRpcError(-32000, "The MCP session is closed.", { code: "not_found" });
+    }
+    this.upstream = up;
+    return up.client;
   }
 
   /**
@@ -293,13 +301,20 @@ export class McpSession {
         this.tracked(extra, () => this.toUpstream(extra, (c, o) => c.request({ method: request.method, params: request.params }, ResultSchema, o))),
       );
     }
-    server.fallbackRequestHandler = (request: JSONRPCRequest, extra: Extra) =>
-      this.tracked(extra, () =>
+    server.fallbackRequestHandler = (request: JSONRPCRequest, extra: Extra) => {
+      // Tool calls and tasks are the gateway's own; without a tools capability they are refused, never passed on ungated.
+      if (/^(tools|tasks)\//.test(request.method)) {
+        return Promise.reject(new JsonRpcError(RpcCode.MethodNotFound, `Method not found: ${request.method}`));
+      }
+      return this.tracked(extra, () =>
         this.toUpstream(extra, (c, o) => c.request({ method: request.method, params: request.params } as never, ResultSchema, o)),
       ) as never;
+    };
+    // The client's notifications the spec defines are handled here (initialized, cancelled,
+    // progress) or not passed on (roots, which the upstream is not told of). Anything else is
+    // dropped: an upstream that acted on a made-up notification would act ungated.
     server.fallbackNotificationHandler = async (n: Notification) => {
-      const client = this.upstream?.client;
-      if (client) await client.notification(n as never).catch(() => {});
+      parts.log.debug("dropped a notification from the MCP client", { method: n.method, mcpServer: parts.server });
     };
   }
 
@@ -318,6 +333,7 @@ export class McpSession {
       },
       onWait: (r, extra) => this.followLink(r, extra),
       limitIntake: () => parts.limits.takeIntake(parts.key.id),
+      closed: () => this.closed,
       forward: (params, ex) =>
         this.toUpstream(ex, (c, o) => c.request({ method: "tools/call", params: withoutOwnMeta(params) }, CallToolResultSchema, o) as Promise<CallToolResult>),
     };
@@ -330,7 +346,8 @@ export class McpSession {
    * and then the client is told the elicitation is complete.
    */
   private followLink(r: RequestResource, extra: Extra): () => void {
-    if (!this.server.getClientCapabilities()?.elicitation?.url) return () => {};
+    // A task's run has no request of the agent's to relate the elicitation to (the agent polls instead).
+    if (String(extra.requestId).startsWith("task:") || !this.server.getClientCapabilities()?.elicitation?.url) return () => {};
     const stop = new AbortController();
     void statusLink(this.parts.deps, r)
       .then((url) =>

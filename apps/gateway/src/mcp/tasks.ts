@@ -79,12 +79,23 @@ export class GatedTasks {
     }
   }
 
-  /** A request found after a restart: an approved one is completed (its approval used) when it is asked about. */
-  private adopt(r: RequestResource) {
-    if (r.status === "approved" && !this.runs.has(r.id)) {
-      const tool = r.metadata?.["mcp.tool"];
-      if (tool) this.start(r, true, tool);
-    }
+  /**
+   * A request this process is not completing (made before a restart, or in another
+   * session): tasks/result completes it, waiting first if it is pending. Only a request
+   * exactly like the one a tools/call on this server makes is taken: the tool comes from
+   * the request's action (never from its metadata, which any key may write through the
+   * REST API), and its environment, resource and risk are those this server's calls carry,
+   * so the policy decided it as it would have decided the call.
+   */
+  private adopt(r: RequestResource): boolean {
+    if (this.runs.has(r.id)) return true;
+    if (r.status !== "approved" && r.status !== "pending") return false;
+    const p = this.parts();
+    const prefix = `mcp.${p.server}.`;
+    if (!r.action.startsWith(prefix) || r.action.length === prefix.length) return false;
+    if ((r.environment ?? undefined) !== p.config.environment || r.resource !== null || r.risk !== null) return false;
+    this.start(r, true, r.action.slice(prefix.length));
+    return true;
   }
 
   private async task(r: RequestResource): Promise<Task> {
@@ -100,23 +111,27 @@ export class GatedTasks {
         .rules.find((x) => x.id === r.policy.ruleId);
       return { ...base, status: "failed", statusMessage: refusal(r, rule?.description) };
     }
-    if (!run?.done) return { ...base, status: "working", statusMessage: `Approved; the tool is running (request ${r.id}).` };
+    if (!run) return { ...base, status: "working", statusMessage: `Approved; tasks/result runs the tool (request ${r.id}).` };
+    if (!run.done) return { ...base, status: "working", statusMessage: `Approved; the tool is running (request ${r.id}).` };
     return { ...base, status: run.done.isError ? "failed" : "completed", ...(run.done.isError ? { statusMessage: textOf(run.done) } : {}) };
   }
 
+  /** Read-only: it reports, and never starts a run (tasks/result does). */
   async get(taskId: string): Promise<Task> {
-    const r = await this.read(taskId);
-    this.adopt(r);
-    return this.task(r);
+    return this.task(await this.read(taskId));
   }
 
   /** Blocks until the call is decided and, if approved, has run; then its result, as a direct call would have had it. */
   async result(taskId: string): Promise<CallToolResult> {
     const r = await this.read(taskId);
-    this.adopt(r);
+    const adopted = this.adopt(r);
+    // Approved or pending but not a call on this server (made through the REST API, or on another server): not a task here.
+    if (!adopted && (r.status === "approved" || r.status === "pending")) {
+      throw new JsonRpcError(RpcCode.InvalidParams, `Task not found: ${taskId}`, { code: "not_found" });
+    }
     const run = this.runs.get(r.id);
     if (!run) {
-      // Decided (not approved) before this process knew of it: the refusal is the result.
+      // Refused, expired or cancelled, or not a call on this server: the refusal is the result, and nothing runs.
       const rule = this.parts()
         .deps.policy()
         .rules.find((x) => x.id === r.policy.ruleId);
@@ -150,9 +165,10 @@ export class GatedTasks {
     return out;
   }
 
-  /** At session end: runs still waiting stop waiting; their requests stay pending, for a later tasks/get. */
+  /** At session end: runs still waiting stop waiting (gate.ts checks `closed`); their requests stay pending, for a later tasks/result. */
   close(): void {
     this.runs.clear();
+    this.mine.length = 0;
   }
 }
 

@@ -43,30 +43,43 @@ function glob(pattern: string): (s: string) => boolean {
 
 const list = <T>(v: T | T[] | undefined): T[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v : [v]);
 
+/** Strings that name filesystem paths; only these are normalised (a URL or a command is matched as written). */
+const PATH_LIKE = /^(?:\/|\.\.?\/|~\/)/;
+
 /**
- * A glob is matched against the path a string names: `.` and `..` segments and repeated
- * slashes are resolved first, so `/srv/docs/../secrets/key` is not "under" `/srv/docs/**`
- * and `/etc//passwd` is under `/etc/**`. (Symbolic links are the upstream's to resolve.)
+ * A glob is matched against the path a path-like string names: `.` and `..` segments and
+ * repeated slashes are resolved first, so `/srv/docs/../secrets/key` is not "under"
+ * `/srv/docs/**` and `/etc//passwd` is under `/etc/**`. (Relative paths, `~` and symbolic
+ * links are the upstream's to resolve: write deny globs as `**\/secrets/**`.)
  */
 function namedPath(s: string): string {
-  return s.includes("/") ? posix.normalize(s) : s;
+  return PATH_LIKE.test(s) ? posix.normalize(s) : s;
 }
 
-function paramMatches(cond: ParamCondition, value: unknown): boolean {
+/**
+ * A glob condition over an argument that holds a string or a list of strings. Where the
+ * value is unclear, the stricter rule wins: a list matches a deny or require_approval rule
+ * when any of its strings does, and an allow rule only when all of them do; a value that is
+ * not a string at all matches deny and require_approval rules, never allow.
+ */
+function globMatches(globs: string[], value: unknown, effect: Effect): boolean {
+  const strings = typeof value === "string" ? [value] : Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "string") ? value : null;
+  if (!strings) return effect !== "allow";
+  const hit = (v: string) => globs.some((g) => glob(g)(namedPath(v)));
+  return effect === "allow" ? strings.every(hit) : strings.some(hit);
+}
+
+function paramMatches(cond: ParamCondition, value: unknown, effect: Effect): boolean {
   if (value === undefined) return false;
-  if (typeof cond === "string" || Array.isArray(cond)) {
-    if (typeof value !== "string") return false;
-    const target = namedPath(value);
-    return (list(cond) as string[]).some((g) => glob(g)(target));
-  }
+  if (typeof cond === "string" || Array.isArray(cond)) return globMatches(list(cond) as string[], value, effect);
   if (cond !== null && typeof cond === "object") return canonicalJson(cond.equals) === canonicalJson(value);
   return cond === value;
 }
 
-function paramsMatch(conds: Record<string, ParamCondition>, params: unknown): boolean {
+function paramsMatch(conds: Record<string, ParamCondition>, params: unknown, effect: Effect): boolean {
   if (params === null || typeof params !== "object" || Array.isArray(params)) return false;
   const p = params as Record<string, unknown>;
-  return Object.entries(conds).every(([key, cond]) => paramMatches(cond, Object.hasOwn(p, key) ? p[key] : undefined));
+  return Object.entries(conds).every(([key, cond]) => paramMatches(cond, Object.hasOwn(p, key) ? p[key] : undefined, effect));
 }
 
 export function ruleMatches(rule: Rule, s: PolicySubject): boolean {
@@ -80,7 +93,7 @@ export function ruleMatches(rule: Rule, s: PolicySubject): boolean {
   if (resources && !(s.resource && resources.some((g) => glob(g)(s.resource as string)))) return false;
   const risks = list(m.risk);
   if (risks && !(s.risk && risks.includes(s.risk))) return false;
-  if (m.params && !paramsMatch(m.params, s.params)) return false;
+  if (m.params && !paramsMatch(m.params, s.params, rule.effect)) return false;
   return true;
 }
 

@@ -122,9 +122,40 @@ describe("rules that match on arguments", () => {
     expect(call("mcp.fs.write_file", { path, content: "x" })).toMatchObject({ ruleId, effect });
   });
 
-  it("a glob never matches a value that is not a string, nor a missing argument", () => {
-    expect(call("mcp.fs.write_file", { path: ["/srv/data/docs/a.md"] })).toMatchObject({ ruleId: "fs-writes" });
+  it("a glob never matches a missing argument", () => {
     expect(call("mcp.fs.write_file", {})).toMatchObject({ ruleId: "fs-writes" });
+  });
+
+  it("a list of paths: a deny rule matches if any does, an allow rule only if all do", () => {
+    // read_multiple_files takes paths: string[]; one secret among them is enough to deny.
+    expect(call("mcp.fs.write_file", { path: ["/srv/data/docs/a.md", "/srv/data/secrets/k"] })).toMatchObject({ ruleId: "no-secrets" });
+    expect(call("mcp.fs.write_file", { path: ["/srv/data/docs/a.md", "/srv/data/docs/b.md"] })).toMatchObject({ ruleId: "docs-writes" });
+    expect(call("mcp.fs.write_file", { path: ["/srv/data/docs/a.md", "/srv/data/src/b.ts"] })).toMatchObject({ ruleId: "fs-writes" });
+    expect(call("mcp.fs.write_file", { path: [] })).toMatchObject({ ruleId: "no-secrets" });
+  });
+
+  it("a value that is not a string matches deny and require_approval globs, never allow", () => {
+    expect(call("mcp.fs.write_file", { path: { toString: "/srv/data/docs/a.md" } })).toMatchObject({ ruleId: "no-secrets", effect: "deny" });
+    expect(call("mcp.fs.write_file", { path: 7 })).toMatchObject({ ruleId: "no-secrets" });
+  });
+
+  it("only path-like strings are normalised: a URL or a command is matched as written", () => {
+    const p = parsePolicy(`version: 1
+rules:
+  - { id: no-admin, match: { action: web.fetch, params: { url: "https://internal.example.com/admin/**" } }, effect: deny }
+  - { id: no-rm, match: { action: shell.run, params: { command: "rm */.." } }, effect: deny }
+  - { id: rest, effect: allow }
+`);
+    // Normalising would turn https:// into https:/, and the deny would never match.
+    expect(evaluatePolicy(p, { action: "web.fetch", params: { url: "https://internal.example.com/admin/users" } }).ruleId).toBe("no-admin");
+    // Normalising "rm x #/.." would leave ".", and the deny would never match.
+    expect(evaluatePolicy(p, { action: "shell.run", params: { command: "rm x #/.." } }).ruleId).toBe("no-rm");
+  });
+
+  it("relative and ~ paths are matched as written: deny globs written as **/secrets/** cover them", () => {
+    expect(call("mcp.fs.read_text_file", { path: "secrets/key" })).toMatchObject({ ruleId: "fs-reads" });
+    expect(call("mcp.fs.read_text_file", { path: "app/.env" })).toMatchObject({ ruleId: "no-secrets" });
+    expect(call("mcp.fs.read_text_file", { path: "~/app/.env" })).toMatchObject({ ruleId: "no-secrets" });
   });
 
   it("literals and { equals } compare exactly, canonically", () => {
