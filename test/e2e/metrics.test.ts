@@ -6,6 +6,7 @@ import { createApp } from "../../apps/gateway/src/http/app.ts";
 import { Waiters } from "../../apps/gateway/src/http/waiters.ts";
 import { chatMetricsRegistry, createMetrics, metricsRoute } from "../../apps/gateway/src/metrics.ts";
 import { type GatewayProcess, startGateway } from "../support/gateway.ts";
+import { freePort } from "../support/net.ts";
 
 const POLICY = `
 version: 1
@@ -41,14 +42,6 @@ function parse(text: string): Sample[] {
 function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
   const hit = samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   return hit?.value ?? 0;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -81,7 +81,8 @@ function toolError(text: string, r?: RequestResource): CallToolResult {
 }
 
 /** Why the call did not run, in words for the model and the person reading its transcript. */
-export function refusal(r: RequestResource, ruleDescription: string | undefined): string {
+export function refusal(r: RequestResource, policy: ReturnType<ServiceDeps["policy"]>): string {
+  const ruleDescription = policy.rules.find((x) => x.id === r.policy.ruleId)?.description;
   if (r.status === "denied" && r.resolution === "policy") {
     const rule = r.policy.ruleId ? `rule "${r.policy.ruleId}"${ruleDescription ? ` (${ruleDescription})` : ""}` : "its default (no rule matched)";
     return `Countersign's policy denies ${r.action}: ${rule}. The tool was not called.`;
@@ -174,8 +175,7 @@ export async function complete(parts: GateParts, made: Intake, extra: Extra): Pr
   let r = made.resource;
   if (r.status === "pending") r = await awaitDecision(parts, r, extra);
   if (r.status !== "approved") {
-    const rule = parts.deps.policy().rules.find((x) => x.id === r.policy.ruleId);
-    return toolError(refusal(r, rule?.description), r);
+    return toolError(refusal(r, parts.deps.policy()), r);
   }
   // Not redeemed while the upstream cannot take the call: the approval would be spent on nothing.
   await parts.ready();

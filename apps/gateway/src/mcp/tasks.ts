@@ -106,10 +106,7 @@ export class GatedTasks {
     }
     if (r.status === "cancelled" && run?.cancel.signal.aborted) return { ...base, status: "cancelled", statusMessage: "Cancelled by the agent." };
     if (r.status !== "approved") {
-      const rule = this.parts()
-        .deps.policy()
-        .rules.find((x) => x.id === r.policy.ruleId);
-      return { ...base, status: "failed", statusMessage: refusal(r, rule?.description) };
+      return { ...base, status: "failed", statusMessage: refusal(r, this.parts().deps.policy()) };
     }
     if (!run) return { ...base, status: "working", statusMessage: `Approved; tasks/result runs the tool (request ${r.id}).` };
     if (!run.done) return { ...base, status: "working", statusMessage: `Approved; the tool is running (request ${r.id}).` };
@@ -132,10 +129,7 @@ export class GatedTasks {
     const run = this.runs.get(r.id);
     if (!run) {
       // Refused, expired or cancelled, or not a call on this server: the refusal is the result, and nothing runs.
-      const rule = this.parts()
-        .deps.policy()
-        .rules.find((x) => x.id === r.policy.ruleId);
-      return { content: [{ type: "text", text: refusal(r, rule?.description) }], isError: true, _meta: { [RELATED_TASK_META_KEY]: { taskId } } };
+      return { content: [{ type: "text", text: refusal(r, this.parts().deps.policy()) }], isError: true, _meta: { [RELATED_TASK_META_KEY]: { taskId } } };
     }
     const done = await run.result;
     return { ...done, _meta: { ...done._meta, [RELATED_TASK_META_KEY]: { taskId } } };

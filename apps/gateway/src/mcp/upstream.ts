@@ -8,7 +8,6 @@ import type {
   Implementation,
   JSONRPCRequest,
   Notification,
-  Request,
   Result,
   ServerNotification,
   ServerRequest,
@@ -91,5 +90,3 @@ function describeConnectError(name: string, config: McpServerConfig, e: unknown)
   }
   return `the MCP server "${name}" at ${new URL(config.url).origin} could not be reached: ${why}`;
 }
-
-export type { Request };
